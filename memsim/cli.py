@@ -1,0 +1,138 @@
+"""The ``memsim`` command: thin commands that parse options, call the library and print.
+
+Heavy modules (numpy, numba, the engine) are imported inside the commands so ``memsim --help``
+answers at once.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from memsim.errors import EXIT_USER_ERROR, UserError
+
+CHUNK_EVENTS = 1 << 20
+
+
+class MemsimGroup(click.Group):
+    """Turns a ``UserError`` from any command into one line on stderr and exit code 2."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except UserError as e:
+            click.echo(f"error: {e}", err=True)
+            ctx.exit(EXIT_USER_ERROR)
+
+
+def json_option(f):
+    return click.option(
+        "--json", "json_target", metavar="FILE|-",
+        help="Also write the report as JSON to FILE (written atomically), or to stdout with '-' "
+             "(then the tables go to stderr).",
+    )(f)
+
+
+def quiet_option(f):
+    return click.option("--quiet", "-q", is_flag=True, help="No progress bar and no tables (JSON only, if asked).")(f)
+
+
+@click.group(cls=MemsimGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="memsim")
+def main() -> None:
+    """Replay allocation and memory-access traces through a cache hierarchy and report what each
+    access cost, per level, per cache and per core."""
+
+
+@main.command()
+@click.argument("trace", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--machine", "-m", metavar="PRESET|FILE",
+              help="Machine to run on instead of the trace's own: a preset name (see `memsim machines`) "
+                   "or a machine YAML file.")
+@json_option
+@quiet_option
+def run(trace: Path, machine: str | None, json_target: str | None, quiet: bool) -> None:
+    """Replay TRACE (a memsim YAML trace) and print the report."""
+    from memsim.engine.replay import Replay
+    from memsim.formats.machine_file import DEFAULT_MACHINE, machine_to_dict, resolve_machine
+    from memsim.formats.trace_file import load_trace
+    from memsim.report import jsondoc, terminal
+    from memsim.report.output import write_text
+    from memsim.report.progress import replay_progress
+    from memsim.report.results import TraceInfo, build_result
+
+    loaded = load_trace(trace)
+    if machine is not None:
+        resolved = resolve_machine(machine, Path.cwd(), "--machine")
+    elif loaded.machine_spec is not None:
+        resolved = resolve_machine(loaded.machine_spec, loaded.base_dir, loaded.machine_where)
+    else:
+        resolved = resolve_machine(DEFAULT_MACHINE, Path.cwd(), None)
+    loaded.check_cores(resolved.cores)
+
+    console = report_console(stderr=json_target == "-")
+    replay = Replay(resolved)
+    partial = False
+    with replay_progress(loaded.n_events, enabled=not quiet) as advance:
+        try:
+            for chunk in loaded.chunks(CHUNK_EVENTS):
+                replay.feed(chunk)
+                advance(len(chunk))
+        except KeyboardInterrupt:
+            partial = True
+    result = build_result(
+        replay.hierarchy, replay.counters, TraceInfo(loaded.name, loaded.n_events, loaded.sha256),
+        machine_to_dict(resolved), partial,
+    )
+    if not quiet:
+        terminal.print_run(result, console)
+    if json_target:
+        write_text(json_target, jsondoc.dumps(jsondoc.run_document(result)))
+    if partial:
+        sys.exit(130)
+
+
+@main.command()
+@json_option
+def machines(json_target: str | None) -> None:
+    """List the machine presets, with where their numbers come from."""
+    from rich.table import Table
+
+    from memsim.formats.machine_file import DEFAULT_MACHINE, load_preset, machine_to_dict, preset_names
+    from memsim.report.jsondoc import dumps
+    from memsim.report.output import write_text
+
+    presets = [load_preset(name) for name in preset_names()]
+    if json_target:
+        write_text(json_target, dumps({"default": DEFAULT_MACHINE, "machines": [machine_to_dict(m) for m in presets]}))
+        if json_target == "-":
+            return
+    table = Table(title=f"Machine presets (default: {DEFAULT_MACHINE})", title_justify="left", show_lines=True)
+    for header in ("name", "cores", "line", "caches", "memory", "source"):
+        table.add_column(header, overflow="fold")
+    for m in presets:
+        caches = "\n".join(
+            f"{c.name}: {_size(c.size(m.line_size))} {c.ways}-way, {c.latency} cy, "
+            + ("private" if c.shared_by == 1 else "shared" if c.shared_by == m.cores else f"shared by {c.shared_by}")
+            + ("" if c.inclusion == "nine" else f", {c.inclusion}")
+            for c in m.caches
+        )
+        table.add_row(m.name, str(m.cores), f"{m.line_size} B", caches, f"{m.memory_latency} cy", m.source)
+    report_console().print(table)
+
+
+def report_console(stderr: bool = False):
+    """A rich console; when the output is not a terminal (a log, a pipe) it is 120 columns wide
+    rather than rich's 80, so tables are not squeezed."""
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(file=stream, highlight=False, width=None if stream.isatty() else 120)
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale and n % (scale // 4) == 0:
+            return f"{n / scale:g} {unit}"
+    return f"{n} B"

@@ -1,0 +1,458 @@
+"""The replay kernel: every access of a chunk of the event table through the cache hierarchy.
+
+The rules are docs/engine.md, step by step; the pure-Python reference model in the tests follows
+the same page independently. All state is flat arrays built by memsim.models.hierarchy; the
+kernel and its callees live in this one module so Numba's cache stays consistent.
+
+Layout. A cache instance owns ``ways`` consecutive words of ``slots`` per set. A word is
+``line << STATE_BITS | state`` (-1 = invalid). For LRU and FIFO the order of the words inside a
+set *is* the replacement state: valid lines first, newest (LRU: most recently used) at the
+front, invalid words at the back, so a lookup stops at the first invalid word and the victim is
+always the last word. The other policies keep a line in its way and hold their state aside
+(``plru`` bits per set, ``rrpv`` per slot, a SplitMix64 state per instance in ``rng``).
+
+Everything is compiled without Numba's reference counting (``_nrt=False``): nothing here
+allocates, and counting references on each array handed between helpers cost more than the
+simulation itself. Small hot helpers are inlined for the same reason.
+"""
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import binding as llvm_binding
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from memsim.engine.counters import (
+    C_ACCESSES,
+    C_BACK_INVALIDATIONS,
+    C_EVICTIONS,
+    C_FILLS,
+    C_HITS,
+    C_MISSES,
+    C_WRITEBACKS,
+    C_WRITEBACKS_IN,
+    H_INVALIDATIONS,
+    HM_HITS,
+    HM_MISSES,
+    K_ACCESSES,
+    K_CYCLES,
+    M_READS,
+    M_WRITES,
+)
+from memsim.models.hierarchy import (
+    F_INCLUSION,
+    F_LATENCY,
+    F_NEXT,
+    F_POLICY,
+    F_RRPV_MAX,
+    F_SET_BASE,
+    F_SET_MASK,
+    F_SETS,
+    F_SLOT_BASE,
+    F_SPEC,
+    F_WAYS,
+    F_WRITE_ALLOCATE,
+    F_WRITE_BACK,
+    KIND_DATA,
+    KIND_INSTRUCTIONS,
+    L_ABOVE_END,
+    L_ABOVE_START,
+    L_INVALIDATE_END,
+    L_INVALIDATE_START,
+)
+from memsim.trace.events import OP_IFETCH, OP_READ, OP_RMW, OP_WRITE
+
+LRU, PLRU, FIFO, RANDOM, SRRIP = 0, 1, 2, 3, 4
+NINE, INCLUSIVE, EXCLUSIVE = 0, 1, 2
+CLEAN, DIRTY = 0, 1
+STATE_BITS = 4  # room for the coherence states to come
+STATE_MASK = (1 << STATE_BITS) - 1
+INVALID = -1
+
+GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+MIX2 = np.uint64(0x94D049BB133111EB)
+
+PREFETCH_AHEAD = 8  # events; measured best on the random-access benchmark (4..32 all help)
+
+jit = njit(cache=True, _nrt=False, error_model="numpy")
+jit_inline = njit(cache=True, _nrt=False, error_model="numpy", inline="always")
+
+_PREFETCH = "llvm.prefetch.p0" if llvm_binding.llvm_version_info[0] >= 17 else "llvm.prefetch.p0i8"
+
+
+@intrinsic
+def _prefetch(typingctx, array, index):
+    """Hint the host CPU to load ``array[index]`` into its caches (a no-op for correctness)."""
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(array)(context, builder, args[0])
+        pointer = cgutils.get_item_pointer(context, builder, array, ary, [args[1]])
+        byte_pointer = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        hint = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [byte_pointer, i32, i32, i32]), _PREFETCH
+        )
+        builder.call(hint, [builder.bitcast(pointer, byte_pointer), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return types.void(array, index), codegen
+
+
+@jit_inline
+def _set_base(cfg, c, line):
+    """First slot of the set of ``line`` in instance ``c``."""
+    mask = cfg[c, F_SET_MASK]
+    index = line & mask if mask >= 0 else line % cfg[c, F_SETS]  # power-of-two sets spare a division
+    return cfg[c, F_SLOT_BASE] + index * cfg[c, F_WAYS]
+
+
+@jit_inline
+def _ordered(cfg, c):
+    policy = cfg[c, F_POLICY]
+    return policy == LRU or policy == FIFO
+
+
+@jit_inline
+def _find(cfg, slots, c, base, line):
+    """Slot of ``line`` in the set starting at ``base``, or -1."""
+    key = line << STATE_BITS
+    ordered = _ordered(cfg, c)
+    for slot in range(base, base + cfg[c, F_WAYS]):
+        word = slots[slot]
+        if word & ~STATE_MASK == key:
+            return slot
+        if word == INVALID and ordered:
+            return -1
+    return -1
+
+
+@jit_inline
+def _plru_touch(cfg, plru, c, base, slot):
+    ways = cfg[c, F_WAYS]
+    set_index = cfg[c, F_SET_BASE] + (base - cfg[c, F_SLOT_BASE]) // ways
+    bits = plru[set_index]
+    node = slot - base + ways
+    while node > 1:
+        parent = node >> 1
+        mask = np.uint64(1) << np.uint64(parent)
+        if node & 1:  # came from the right child: the victim is now on the left
+            bits &= ~mask
+        else:
+            bits |= mask
+        node = parent
+    plru[set_index] = bits
+
+
+@jit_inline
+def _on_hit(cfg, slots, rrpv, plru, c, base, slot):
+    """Replacement update on a hit; returns where the line is now."""
+    policy = cfg[c, F_POLICY]
+    if policy == LRU:
+        word = slots[slot]
+        for s in range(slot, base, -1):
+            slots[s] = slots[s - 1]
+        slots[base] = word
+        return base
+    if policy == PLRU:
+        _plru_touch(cfg, plru, c, base, slot)
+    elif policy == SRRIP:
+        rrpv[slot] = 0
+    return slot
+
+
+@jit_inline
+def _remove(cfg, slots, c, base, slot):
+    """Invalidate a slot (ordered sets keep their invalid words at the back)."""
+    if _ordered(cfg, c):
+        last = base + cfg[c, F_WAYS] - 1
+        for s in range(slot, last):
+            slots[s] = slots[s + 1]
+        slots[last] = INVALID
+    else:
+        slots[slot] = INVALID
+
+
+@jit
+def _splitmix_next(rng, c):
+    rng[c] += GOLDEN
+    z = rng[c]
+    z = (z ^ (z >> np.uint64(30))) * MIX1
+    z = (z ^ (z >> np.uint64(27))) * MIX2
+    return z ^ (z >> np.uint64(31))
+
+
+@jit_inline
+def _victim(cfg, slots, rrpv, plru, rng, c, base):
+    """The slot a new line goes to: an invalid way first, else the policy's choice."""
+    ways = cfg[c, F_WAYS]
+    if _ordered(cfg, c):
+        return base + ways - 1
+    for slot in range(base, base + ways):
+        if slots[slot] == INVALID:
+            return slot
+    policy = cfg[c, F_POLICY]
+    if policy == RANDOM:
+        return base + np.int64(_splitmix_next(rng, c) % np.uint64(ways))
+    if policy == PLRU:
+        bits = plru[cfg[c, F_SET_BASE] + (base - cfg[c, F_SLOT_BASE]) // ways]
+        node = 1
+        while node < ways:
+            node = 2 * node + np.int64((bits >> np.uint64(node)) & np.uint64(1))
+        return base + node - ways
+    # SRRIP: the first way at the distant RRPV, aging the whole set until one is
+    rrpv_max = cfg[c, F_RRPV_MAX]
+    while True:
+        for slot in range(base, base + ways):
+            if rrpv[slot] >= rrpv_max:
+                return slot
+        for slot in range(base, base + ways):
+            rrpv[slot] += 1
+
+
+@jit_inline
+def _place(cfg, slots, rrpv, plru, c, base, slot, victim_line, word):
+    """Write a new line's word where ``_victim`` chose, after the victim's eviction is done."""
+    if _ordered(cfg, c):
+        # The eviction cascade may have reordered the set: drop the victim if it is still there,
+        # then put the new line at the front; the last word is invalid by then.
+        if victim_line >= 0 and slots[slot] >> STATE_BITS != victim_line:
+            held = _find(cfg, slots, c, base, victim_line)
+            if held >= 0:
+                _remove(cfg, slots, c, base, held)
+        for s in range(base + cfg[c, F_WAYS] - 1, base, -1):
+            slots[s] = slots[s - 1]
+        slots[base] = word
+        return
+    slots[slot] = word
+    policy = cfg[c, F_POLICY]
+    if policy == PLRU:
+        _plru_touch(cfg, plru, c, base, slot)
+    elif policy == SRRIP:
+        rrpv[slot] = cfg[c, F_RRPV_MAX] - 1
+
+
+@jit
+def _back_invalidate(cfg, slots, counts, links, c, line):
+    """Drop ``line`` from every cache above ``c``; True if one of the dropped copies was dirty."""
+    dirty = False
+    for k in range(cfg[c, L_ABOVE_START], cfg[c, L_ABOVE_END]):
+        a = links[k, 0]
+        base = _set_base(cfg, a, line)
+        slot = _find(cfg, slots, a, base, line)
+        if slot >= 0:
+            dirty |= (slots[slot] & STATE_MASK) == DIRTY
+            _remove(cfg, slots, a, base, slot)
+            counts[a, C_BACK_INVALIDATIONS] += 1
+    return dirty
+
+
+@jit
+def _deliver_writeback(cfg, slots, counts, memory, r, line):
+    """A write-back or forwarded store arrives at ``r`` (memory if -1).
+
+    Returns the instance that must install the line dirty, or -1 when it was absorbed."""
+    while r >= 0:
+        counts[r, C_WRITEBACKS_IN] += 1
+        slot = _find(cfg, slots, r, _set_base(cfg, r, line), line)
+        if slot >= 0:
+            if cfg[r, F_WRITE_BACK]:
+                slots[slot] = (line << STATE_BITS) | DIRTY
+                return -1
+        elif cfg[r, F_WRITE_BACK] and cfg[r, F_WRITE_ALLOCATE] and cfg[r, F_INCLUSION] != EXCLUSIVE:
+            return r
+        r = cfg[r, F_NEXT]
+    memory[M_WRITES] += 1
+    return -1
+
+
+@jit_inline
+def _install(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, c, line, state):
+    """Install ``line`` in ``c``. The victim's eviction may install it below, whose victim may go
+    further down: a chain, at most one cache per level. Each cache of the chain chooses its victim
+    first and is written only after everything below it is done (docs/engine.md); ``chain`` holds
+    the pending writes, a row per level: cache, set base, slot, victim line, word."""
+    n = 0
+    while True:
+        base = _set_base(cfg, c, line)
+        slot = _victim(cfg, slots, rrpv, plru, rng, c, base)
+        victim_word = slots[slot]
+        chain[n, 0] = c
+        chain[n, 1] = base
+        chain[n, 2] = slot
+        chain[n, 3] = victim_word >> STATE_BITS if victim_word != INVALID else -1
+        chain[n, 4] = (line << STATE_BITS) | state
+        n += 1
+        if victim_word == INVALID:
+            break
+        victim = victim_word >> STATE_BITS
+        victim_dirty = (victim_word & STATE_MASK) == DIRTY
+        counts[c, C_EVICTIONS] += 1
+        if cfg[c, F_INCLUSION] == INCLUSIVE:
+            victim_dirty |= _back_invalidate(cfg, slots, counts, links, c, victim)
+        if victim_dirty:
+            counts[c, C_WRITEBACKS] += 1
+        r = cfg[c, F_NEXT]
+        if r < 0:
+            if victim_dirty:
+                memory[M_WRITES] += 1
+            break
+        if cfg[r, F_INCLUSION] == EXCLUSIVE:
+            held = _find(cfg, slots, r, _set_base(cfg, r, victim), victim)
+            if held >= 0:
+                if victim_dirty:
+                    slots[held] = (victim << STATE_BITS) | DIRTY
+                break
+            counts[r, C_FILLS] += 1
+            c, line, state = r, victim, DIRTY if victim_dirty else CLEAN
+            continue
+        if not victim_dirty:
+            break
+        r = _deliver_writeback(cfg, slots, counts, memory, r, victim)
+        if r < 0:
+            break
+        c, line, state = r, victim, DIRTY
+    for k in range(n - 1, -1, -1):
+        _place(cfg, slots, rrpv, plru, chain[k, 0], chain[k, 1], chain[k, 2], chain[k, 3], chain[k, 4])
+
+
+@jit
+def _install_out_of_line(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, c, line, state):
+    """``_install`` as a real call, for the rare paths (keeps the hot loop's code small)."""
+    _install(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, c, line, state)
+
+
+@jit_inline
+def _allocates(cfg, c, is_write):
+    return cfg[c, F_INCLUSION] != EXCLUSIVE and (not is_write or cfg[c, F_WRITE_ALLOCATE] != 0)
+
+
+@jit
+def _invalidate_others(cfg, slots, coherence, core_cfg, links, core, line):
+    """Write-invalidate: drop every copy in caches that do not serve ``core``; count each
+    coherence participant that lost one once (links are grouped by participant)."""
+    last_counted = -1
+    for k in range(core_cfg[core, L_INVALIDATE_START], core_cfg[core, L_INVALIDATE_END]):
+        c = links[k, 0]
+        base = _set_base(cfg, c, line)
+        slot = _find(cfg, slots, c, base, line)
+        if slot >= 0:
+            _remove(cfg, slots, c, base, slot)
+            if links[k, 1] != last_counted:
+                coherence[H_INVALIDATIONS] += 1
+                last_counted = links[k, 1]
+
+
+@jit_inline
+def _piece(cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_level, memory, coherence, chain,
+           memory_latency, core, kind, line, is_write):
+    """One line piece of an access (docs/engine.md, "One access"); returns its cost in cycles."""
+    if is_write and core_cfg[core, L_INVALIDATE_END] > core_cfg[core, L_INVALIDATE_START]:
+        _invalidate_others(cfg, slots, coherence, core_cfg, links, core, line)
+    n_levels = path.shape[2]
+    served = n_levels
+    for d in range(n_levels):
+        c = path[core, kind, d]
+        spec = cfg[c, F_SPEC]
+        counts[c, C_ACCESSES] += 1
+        base = _set_base(cfg, c, line)
+        slot = _find(cfg, slots, c, base, line)
+        if slot >= 0:
+            counts[c, C_HITS] += 1
+            core_level[core, spec, HM_HITS] += 1
+            slot = _on_hit(cfg, slots, rrpv, plru, c, base, slot)
+            served = d
+            break
+        counts[c, C_MISSES] += 1
+        core_level[core, spec, HM_MISSES] += 1
+
+    carried = CLEAN
+    if served > 0 and served < n_levels:
+        c = path[core, kind, served]
+        if cfg[c, F_INCLUSION] == EXCLUSIVE and _allocates(cfg, path[core, kind, served - 1], is_write):
+            carried = slots[slot] & STATE_MASK
+            _remove(cfg, slots, c, base, slot)
+    filled = False
+    for d in range(served - 1, -1, -1):
+        c = path[core, kind, d]
+        if _allocates(cfg, c, is_write):
+            _install(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, c, line,
+                     carried if d == served - 1 else CLEAN)
+            filled = True
+    if served == n_levels and filled:
+        memory[M_READS] += 1
+
+    if is_write:
+        written = False
+        for d in range(n_levels):
+            c = path[core, kind, d]
+            slot = _find(cfg, slots, c, _set_base(cfg, c, line), line)
+            if slot >= 0:
+                if cfg[c, F_WRITE_BACK]:
+                    slots[slot] = (line << STATE_BITS) | DIRTY
+                else:
+                    r = _deliver_writeback(cfg, slots, counts, memory, cfg[c, F_NEXT], line)
+                    if r >= 0:
+                        _install_out_of_line(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, r, line,
+                                             DIRTY)
+                written = True
+                break
+        if not written:
+            memory[M_WRITES] += 1
+
+    if served == n_levels:
+        return memory_latency
+    return cfg[path[core, kind, served], F_LATENCY]
+
+
+@jit_inline
+def _prefetch_sets(cfg, path, slots, op, core, addr, line_shift, e):
+    """The simulated sets a coming access will look up are scattered over the host's memory:
+    asking for them a few events early overlaps those host cache misses with useful work."""
+    if op[e] > OP_IFETCH:
+        return
+    line = addr[e] >> line_shift
+    kind = KIND_INSTRUCTIONS if op[e] == OP_IFETCH else KIND_DATA
+    for d in range(1, path.shape[2]):
+        c = path[core[e], kind, d]
+        base = _set_base(cfg, c, line)
+        _prefetch(slots, base)
+        _prefetch(slots, base + cfg[c, F_WAYS] - 1)
+
+
+@jit
+def replay_chunk(op, core, size, addr, cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_level,
+                 memory, coherence, core_counts, chain, line_shift, memory_latency):
+    """Replay one chunk of the event table. Every argument is a plain array or integer; state and
+    counter arrays are updated in place. ``chain`` is int64 scratch space of shape (levels + 1, 5)."""
+    n_events = op.shape[0]
+    for e in range(n_events):
+        if e + PREFETCH_AHEAD < n_events:
+            _prefetch_sets(cfg, path, slots, op, core, addr, line_shift, e + PREFETCH_AHEAD)
+        o = op[e]
+        if o != OP_READ and o != OP_WRITE and o != OP_RMW and o != OP_IFETCH:
+            continue
+        c = core[e]
+        kind = KIND_INSTRUCTIONS if o == OP_IFETCH else KIND_DATA
+        is_write = o == OP_WRITE or o == OP_RMW
+        first = addr[e] >> line_shift
+        last = (addr[e] + size[e] - 1) >> line_shift
+        cost = 0
+        for line in range(first, last + 1):
+            top = path[c, kind, 0]
+            if _ordered(cfg, top) and not is_write:
+                # Fast path: a read of the line at the front of an LRU/FIFO set changes no state.
+                base = _set_base(cfg, top, line)
+                if slots[base] >> STATE_BITS == line:
+                    counts[top, C_ACCESSES] += 1
+                    counts[top, C_HITS] += 1
+                    core_level[c, cfg[top, F_SPEC], HM_HITS] += 1
+                    cost = max(cost, cfg[top, F_LATENCY])
+                    continue
+            piece_cost = _piece(cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_level, memory,
+                                coherence, chain, memory_latency, c, kind, line, is_write)
+            cost = max(cost, piece_cost)
+        core_counts[c, K_ACCESSES] += 1
+        core_counts[c, K_CYCLES] += cost

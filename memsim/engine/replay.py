@@ -1,0 +1,55 @@
+"""Python side of the replay: build the state arrays, feed the kernel chunk by chunk, collect counters."""
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+import numpy as np
+
+from memsim.engine.counters import Counters
+from memsim.engine.numba_cache import ensure_cache_dir
+from memsim.machine import Machine
+from memsim.models.hierarchy import Hierarchy, build
+from memsim.trace.events import Events
+
+
+class Replay:
+    """The state of one replay: feed it chunks of events, read its counters at any time."""
+
+    def __init__(self, machine: Machine):
+        self.hierarchy: Hierarchy = build(machine)
+        self.state = self.hierarchy.new_state()
+        self.counters = Counters.zeros(len(self.hierarchy.instances), machine.cores, len(machine.caches))
+        self.events = 0
+        self._line_shift = machine.line_size.bit_length() - 1
+        self._chain = np.zeros((len(machine.levels) + 1, 5), np.int64)
+
+    def feed(self, events: Events) -> None:
+        ensure_cache_dir()
+        from memsim.engine.kernel import replay_chunk  # numba loads only when a replay runs
+
+        h, s, k = self.hierarchy, self.state, self.counters
+        replay_chunk(
+            np.ascontiguousarray(events.op), np.ascontiguousarray(events.core),
+            np.ascontiguousarray(events.size), np.ascontiguousarray(events.addr),
+            h.config, h.path, h.core_config, h.links, s.slots, s.rrpv, s.plru, s.rng,
+            k.cache, k.core_level, k.memory, k.coherence, k.core,
+            self._chain, self._line_shift, h.machine.memory_latency,
+        )
+        self.events += len(events)
+
+
+def replay(machine: Machine, chunks: Iterable[Events], on_chunk: Callable[[int], None] | None = None) -> Replay:
+    """Replay every chunk; ``on_chunk(n_events)`` is called after each (progress reporting)."""
+    run = Replay(machine)
+    for chunk in chunks:
+        run.feed(chunk)
+        if on_chunk is not None:
+            on_chunk(len(chunk))
+    return run
+
+
+def replay_counters(machine: Machine, events: Events, chunk_size: int | None = None) -> Counters:
+    """Replay an in-memory event table (in chunks of ``chunk_size`` when given) and return its counters."""
+    step = chunk_size or max(len(events), 1)
+    chunks = (events.take(slice(i, i + step)) for i in range(0, len(events), step))
+    return replay(machine, chunks).counters

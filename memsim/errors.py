@@ -1,0 +1,21 @@
+"""User-facing errors and exit codes (one place, so every command agrees)."""
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_BAD_ANSWER = 1  # e.g. a `check` regression
+EXIT_USER_ERROR = 2
+
+
+class UserError(Exception):
+    """Bad input: reported as one clear message, exit code 2, never a traceback.
+
+    ``where`` is ``file:line:column`` (or as much of it as is known).
+    """
+
+    def __init__(self, message: str, where: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.where = where
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}" if self.where else self.message

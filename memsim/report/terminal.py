@@ -1,0 +1,75 @@
+"""The terminal report: rich tables over a RunResult (design.md, "Report")."""
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from memsim.report.results import RunResult, rate
+
+
+def _n(value: int) -> str:
+    return f"{value:,}"
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.2f}%"
+
+
+def _cores(cores: tuple[int, ...]) -> str:
+    return f"core {cores[0]}" if len(cores) == 1 else f"cores {cores[0]}-{cores[-1]}"
+
+
+def print_run(result: RunResult, console: Console) -> None:
+    m = result.machine
+    title = f"[bold]{result.trace.name}[/] on [bold]{m['name']}[/] ({m['cores']} cores, {m['line_size']} B lines)"
+    console.print(title)
+    console.print(f"{_n(result.trace.events)} events, {_n(result.accesses)} accesses")
+    if result.partial:
+        console.print("[bold yellow]partial: the run was interrupted; these are the numbers so far[/]")
+
+    console.print("MPKI: misses per 1,000 core accesses")
+    levels = Table(title="Caches (counts are line pieces; miss rate is local)", title_justify="left")
+    # Columns that are zero on every row (no write-backs in a read-only trace, no fills without an
+    # exclusive level) are left out, so the table fits a terminal.
+    optional = ("writebacks", "writebacks_in", "fills", "back_invalidations")
+    shown = [key for key in optional if any(level.counts[key] for level in result.levels)]
+    headers = {"writebacks": "write-backs", "writebacks_in": "wb in", "fills": "fills",
+               "back_invalidations": "back-inval"}
+    levels.add_column("level")
+    for header in ("accesses", "hits", "misses", "miss rate", "MPKI", "evictions", *(headers[k] for k in shown)):
+        levels.add_column(header, justify="right")
+
+    def row(name: str, counts: dict, style: str | None = None) -> None:
+        levels.add_row(
+            name, _n(counts["accesses"]), _n(counts["hits"]), _n(counts["misses"]),
+            _pct(rate(counts["misses"], counts["accesses"])), f"{result.per_thousand(counts['misses']):.2f}",
+            _n(counts["evictions"]), *(_n(counts[k]) for k in shown), style=style,
+        )
+
+    for level in result.levels:
+        row(f"[bold]{level.name}[/]", level.counts)
+        if len(level.instances) > 1:
+            for inst in level.instances:
+                row(f" #{inst.instance} {_cores(inst.cores)}", inst.counts, style="dim")
+    console.print(levels)
+
+    cores = Table(title="Cores (hits / misses per level)", title_justify="left")
+    cores.add_column("core", justify="right")
+    cores.add_column("accesses", justify="right")
+    for level in result.levels:
+        cores.add_column(f"{level.name} hit/miss", justify="right")
+    cores.add_column("cycles", justify="right")
+    cores.add_column("AMAT", justify="right")
+    for core in result.cores:
+        if not core.accesses:
+            continue
+        cores.add_row(
+            str(core.core), _n(core.accesses), *(f"{_n(lv.hits)} / {_n(lv.misses)}" for lv in core.levels),
+            _n(core.cycles), f"{core.amat:.2f}",
+        )
+    console.print(cores)
+
+    console.print(
+        f"Coherence (write-invalidate): [bold]{_n(result.coherence['invalidations'])}[/] invalidations"
+        f"   Memory: {_n(result.memory['reads'])} line reads, {_n(result.memory['writes'])} line writes"
+    )

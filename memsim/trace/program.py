@@ -1,0 +1,379 @@
+"""Trace programs: a tree of nodes that expands lazily, chunk by chunk, into the event table.
+
+Every node knows its expanded length ``n``. A node that sits inside enclosing repeats (or parallel
+threads with ``repeat``) is expanded many times; its *infinite sequence* is the concatenation of its
+expansions number 0, 1, 2, ... (its *occurrences*), and global index ``g`` means position
+``g % n`` of occurrence ``g // n``. ``events_at(g)`` evaluates any sorted array of global indices at
+once, so an event's values depend only on where it is in the expansion, never on chunking, and no
+Python runs per event: only per node per chunk.
+
+Each node passes its children global indices of *their* infinite sequences:
+
+- ``Repeat(times, body)``: occurrence o, pass p, position j is body occurrence ``o*times + p`` at j,
+  i.e. body global index ``g`` itself.
+- ``Sequence``: child k of occurrence o is child occurrence o, so ``o*n_k + (i - offset_k)``.
+- ``Parallel``: thread t's position j of occurrence o is ``o*n_t + j`` of the thread node.
+
+Sorted requests stay sorted (per child), and consecutive requests to the root give each node
+consecutive requests in its own index space, which the random schedule's cursor relies on.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from memsim.errors import UserError
+from memsim.trace.events import COLUMNS, Events
+from memsim.trace.rng import splitmix64
+
+SCHEDULES = ("round-robin", "random", "chunk")
+TABLE_LIMIT = 1 << 14  # periodic subtrees up to this many events are precomputed once (see compact)
+
+
+def _fill(m: int, op: int, core: int, size: int, addr: Any, src: int) -> Events:
+    return Events(
+        op=np.full(m, op, np.int8),
+        core=np.full(m, core, np.int32),
+        size=np.full(m, size, np.int64),
+        obj=np.full(m, -1, np.int64),
+        addr=addr if isinstance(addr, np.ndarray) else np.full(m, addr, np.int64),
+        flags=np.zeros(m, np.uint8),
+        site=np.full(m, -1, np.int32),
+        src=np.full(m, src, np.int32),
+    )
+
+
+class Node:
+    n: int
+    periodic: bool  # events_at(g) depends on g % n only (so it can be tabulated)
+
+    def events_at(self, g: np.ndarray) -> Events:
+        raise NotImplementedError
+
+
+@dataclass
+class Access(Node):
+    """One ``read``/``write``/``rmw``/``ifetch`` at a raw address."""
+
+    op: int
+    core: int
+    addr: int
+    size: int
+    src: int
+    n: int = 1
+    periodic: bool = True
+
+    def events_at(self, g):
+        return _fill(len(g), self.op, self.core, self.size, self.addr, self.src)
+
+
+@dataclass
+class Sweep(Node):
+    """``count`` accesses at ``addr + i*stride``."""
+
+    op: int
+    core: int
+    addr: int
+    stride: int
+    count: int
+    size: int
+    src: int
+    periodic: bool = True
+
+    @property
+    def n(self):
+        return self.count
+
+    def events_at(self, g):
+        return _fill(len(g), self.op, self.core, self.size, self.addr + (g % self.count) * self.stride, self.src)
+
+
+@dataclass
+class Random(Node):
+    """``count`` uniform accesses in ``[addr, addr+range)``; the stream position is ``g`` itself, so
+    each pass of an enclosing repeat continues the stream instead of replaying it."""
+
+    op: int
+    core: int
+    addr: int
+    range: int
+    count: int
+    size: int
+    align: int
+    seed: int
+    src: int
+    periodic: bool = False
+
+    @property
+    def n(self):
+        return self.count
+
+    @property
+    def slots(self) -> int:
+        return (self.range - self.size) // self.align + 1
+
+    def events_at(self, g):
+        k = (splitmix64(self.seed, g) % np.uint64(self.slots)).astype(np.int64)
+        return _fill(len(g), self.op, self.core, self.size, self.addr + self.align * k, self.src)
+
+
+@dataclass
+class Table(Node):
+    """A periodic subtree evaluated once: row ``g % n`` is the event."""
+
+    table: Events
+    periodic: bool = True
+
+    @property
+    def n(self):
+        return len(self.table)
+
+    def events_at(self, g):
+        return self.table.take(g % self.n)
+
+
+@dataclass
+class Repeat(Node):
+    times: int
+    body: Node
+
+    @property
+    def n(self):
+        return self.times * self.body.n
+
+    @property
+    def periodic(self):
+        return self.body.periodic
+
+    def events_at(self, g):
+        return self.body.events_at(g)
+
+
+def _gather(children: list[Node], which: np.ndarray, child_g: np.ndarray) -> Events:
+    """Event e comes from ``children[which[e]].events_at(child_g[e])``; one call per child present."""
+    counts = np.bincount(which, minlength=len(children))
+    present = np.flatnonzero(counts)
+    if len(present) == 1:
+        return children[present[0]].events_at(child_g)
+    out = Events(**{name: np.empty(len(which), dtype) for name, dtype in COLUMNS.items()})
+    if len(present) <= 8:  # a few passes of (which == k) beat a sort
+        subsets = (np.flatnonzero(which == k) for k in present)
+    else:  # int16 keys get numpy's radix sort
+        order = np.argsort(which.astype(np.int16 if len(children) < 1 << 15 else np.int64), kind="stable")
+        ends = np.cumsum(counts)
+        subsets = (order[ends[k] - counts[k] : ends[k]] for k in present)
+    for k, idx in zip(present, subsets):
+        part = children[k].events_at(child_g[idx])
+        for name in COLUMNS:
+            getattr(out, name)[idx] = getattr(part, name)
+    return out
+
+
+class Sequence(Node):
+    """A ``do`` list (or the top-level ``events``): the children one after the other."""
+
+    def __init__(self, children: list[Node]):
+        self.children = [c for c in children if c.n > 0]
+        self.lengths = np.array([c.n for c in self.children], np.int64)
+        self.ends = np.cumsum(self.lengths)
+        self.n = int(sum(c.n for c in self.children))
+        self.periodic = all(c.periodic for c in self.children)
+
+    def events_at(self, g):
+        if len(self.children) == 1:
+            return self.children[0].events_at(g)
+        o, i = np.divmod(g, self.n)
+        k = np.searchsorted(self.ends, i, side="right")
+        child_g = o * self.lengths[k] + (i - (self.ends[k] - self.lengths[k]))
+        return _gather(self.children, k, child_g)
+
+
+class Parallel(Node):
+    """Threads interleaved by a schedule; a finished thread drops out.
+
+    round-robin and chunk have closed forms (see ``_round_tables``); the random schedule is
+    sequential and runs in a small jitted kernel with a cursor.
+    """
+
+    def __init__(self, threads: list[Node], schedule: str = "round-robin", chunk: int = 1, seed: int = 0):
+        self.threads = [t for t in threads if t.n > 0]
+        self.lengths = np.array([t.n for t in self.threads], np.int64)
+        self.n = int(sum(t.n for t in self.threads))
+        self.schedule, self.seed = schedule, seed
+        # a turn never takes more than a whole thread, so a larger chunk changes nothing (and would overflow)
+        self.chunk = 1 if schedule == "round-robin" else min(chunk, max(self.lengths, default=1))
+        self.periodic = schedule != "random" and all(t.periodic for t in self.threads)
+        self._cursor = None
+        if self.threads and schedule != "random":
+            self._round_tables()
+
+    def events_at(self, g):
+        o, s = np.divmod(g, self.n)
+        t, j = self._random_steps(o, s) if self.schedule == "random" else self._closed_form(s)
+        return _gather(self.threads, t, o * self.lengths[t] + j)
+
+    # -- round-robin / chunk --------------------------------------------------------------------
+    # Thread t has T_t = ceil(L_t / c) turns; round r gives a turn to every thread with T_t > r, in
+    # thread order, c events each except a thread's last turn. Before round r,
+    # E(r) = sum_t min(L_t, r*c) events were taken, which is linear in r between consecutive
+    # distinct turn counts u_0 < u_1 < ...: segment k (rounds u_{k-1} <= r < u_k) has the same
+    # live threads in every round, all taking c events except in its last round u_k - 1, where the
+    # threads with T_t == u_k may take fewer. Memory: one entry per (segment, live thread), at most
+    # threads x distinct turn counts.
+    def _round_tables(self):
+        c, L = self.chunk, self.lengths
+        turns = (L + c - 1) // c
+        u = np.unique(turns)
+        start = np.concatenate([[0], u[:-1]])
+        live = [np.flatnonzero(turns >= uk) for uk in u]
+        self.seg_live = np.array([len(x) for x in live], np.int64)
+        self.seg_start, self.seg_last = start, u - 1
+        done = np.array([L[turns < uk].sum() for uk in u], np.int64)
+        self.seg_e0 = done + self.seg_live * c * start  # E(start_k) <= n, so no overflow
+        # events per whole round; capped at n + 1, which divides the same way and cannot overflow
+        self.seg_round = np.array([min(int(x) * c, self.n + 1) for x in self.seg_live], np.int64)
+        self.live_ids = np.concatenate(live)
+        self.live_off = np.concatenate([[0], np.cumsum(self.seg_live)[:-1]])
+        # the last round of each segment, laid out on one axis: segment k's keys are base_k + q
+        width = np.concatenate([np.minimum(c, L[x] - (uk - 1) * c) for x, uk in zip(live, u)])
+        self.last_ends = np.cumsum(width)
+        self.last_starts = self.last_ends - width
+        self.last_base = self.last_starts[self.live_off]
+
+    def _closed_form(self, s):
+        c = self.chunk
+        k = np.searchsorted(self.seg_e0, s, side="right") - 1
+        if len(k) and k[0] == k[-1] and (k == k[0]).all():  # usually: then per-segment values are scalars
+            k = k[0]
+        per_round = self.seg_round[k]
+        r = self.seg_start[k] + (s - self.seg_e0[k]) // per_round
+        q = s - (self.seg_e0[k] + per_round * (r - self.seg_start[k]))
+        if c == 1:
+            t, pos = self.live_ids[self.live_off[k] + q], np.zeros_like(q)
+        else:
+            rank, pos = np.divmod(q, c)
+            t = self.live_ids[self.live_off[k] + rank]
+        last = np.flatnonzero(r == self.seg_last[k])  # rounds where some turns may be short
+        if len(last):
+            key = (self.last_base[k] + q)[last]
+            f = np.searchsorted(self.last_ends, key, side="right")
+            t[last] = self.live_ids[f]
+            pos[last] = key - self.last_starts[f]
+        return t, r * c + pos
+
+    # -- random ---------------------------------------------------------------------------------
+    # The cursor (occurrence, next step, events taken per thread, live thread list) is O(threads)
+    # memory. Requests that continue where the last one stopped cost only their own steps; a
+    # request before the cursor replays its occurrence from step 0.
+    def _random_steps(self, o, s):
+        if self._cursor is None:
+            nt = len(self.threads)
+            self._cursor = (np.array([-1, 0, 0], np.int64), np.zeros(nt, np.int64), np.zeros(nt, np.int64))
+        t = np.empty(len(s), np.int64)
+        j = np.empty(len(s), np.int64)
+        state, taken, live = self._cursor
+        _random_kernel()(o, s, self.lengths, np.uint64(self.seed), self.n, state, taken, live, t, j)
+        return t, j
+
+
+def _random_steps_py(o, s, lengths, seed, n, state, taken, live, out_t, out_j):
+    """For each request (o[e], s[e]) (sorted): which thread takes step s[e] of occurrence o[e], and
+    its position there. Step s of occurrence o draws u = splitmix64(seed, o*n + s) and takes the
+    (u mod live)-th live thread in thread order. ``state`` = [occurrence, next step, live count]."""
+    golden = np.uint64(0x9E3779B97F4A7C15)
+    m1, m2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+    cur_o, cur_s, nlive = state[0], state[1], state[2]
+    for e in range(len(s)):
+        if o[e] != cur_o or s[e] < cur_s:
+            cur_o, cur_s, nlive = o[e], 0, len(lengths)
+            for t in range(len(lengths)):
+                taken[t] = 0
+                live[t] = t
+        while cur_s <= s[e]:
+            z = seed + np.uint64(cur_o * n + cur_s + 1) * golden
+            z = (z ^ (z >> np.uint64(30))) * m1
+            z = (z ^ (z >> np.uint64(27))) * m2
+            z = z ^ (z >> np.uint64(31))
+            idx = np.int64(z % np.uint64(nlive))
+            t = live[idx]
+            if cur_s == s[e]:
+                out_t[e] = t
+                out_j[e] = taken[t]
+            taken[t] += 1
+            if taken[t] == lengths[t]:
+                for x in range(idx, nlive - 1):
+                    live[x] = live[x + 1]
+                nlive -= 1
+            cur_s += 1
+    state[0], state[1], state[2] = cur_o, cur_s, nlive
+
+
+_KERNEL = None
+
+
+def _random_kernel():
+    """The jitted stepper, compiled on first use (numba is slow to import)."""
+    global _KERNEL
+    if _KERNEL is None:
+        import numba
+
+        _KERNEL = numba.njit(cache=True)(_random_steps_py)
+    return _KERNEL
+
+
+def compact(node: Node, limit: int = TABLE_LIMIT) -> Node:
+    """Replace periodic subtrees of at most ``limit`` events by a precomputed ``Table``.
+
+    Pure speed: a table row is exactly what the subtree gives for that position.
+    """
+    if node.periodic and 1 < node.n <= limit and not isinstance(node, Table):
+        return Table(node.events_at(np.arange(node.n, dtype=np.int64)))
+    if isinstance(node, Repeat):
+        node.body = compact(node.body, limit)
+    elif isinstance(node, Sequence):
+        node.children = [compact(c, limit) for c in node.children]
+    elif isinstance(node, Parallel):
+        node.threads = [compact(t, limit) for t in node.threads]
+    return node
+
+
+@dataclass
+class Trace:
+    """A loaded trace: metadata plus the program that expands into its events."""
+
+    name: str
+    root: Node
+    path: str = ""
+    machine_spec: Any = None  # the raw `machine:` value (resolved by machine_file.resolve_machine)
+    machine_where: str | None = None  # file:line:column of that value
+    base_dir: Path = Path(".")  # relative machine paths are relative to this
+    allocator: str = "none"
+    sha256: str = ""
+    sources: list[str] = field(default_factory=list)  # src column -> file:line:column of the event
+    core_uses: list[tuple[int, str]] = field(default_factory=list)  # every core written, in file order
+
+    @property
+    def n_events(self) -> int:
+        return self.root.n
+
+    def events(self, start: int = 0, stop: int | None = None) -> Events:
+        """Events ``start..stop`` (materialized: only for small ranges)."""
+        stop = self.n_events if stop is None else min(stop, self.n_events)
+        if stop <= start:
+            return Events.empty()
+        return self.root.events_at(np.arange(start, stop, dtype=np.int64))
+
+    def chunks(self, chunk_size: int = 1 << 20) -> Iterator[Events]:
+        for start in range(0, self.n_events, chunk_size):
+            yield self.events(start, start + chunk_size)
+
+    def check_cores(self, n_cores: int) -> None:
+        """UserError at the first core index the machine does not have."""
+        for core, at in self.core_uses:
+            if core >= n_cores:
+                raise UserError(
+                    f"core {core} is out of range: the machine has {n_cores} cores (0-{n_cores - 1})", at
+                )
