@@ -1,0 +1,181 @@
+"""The command line: reports, JSON on stdout, determinism, and bad input (exit 2, file:line:column)."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from memsim.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "traces" / "false-sharing-counters.yaml"
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def write(tmp_path: Path, text: str, name: str = "t.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+TINY = """\
+memsim: 1
+name: tiny
+machine:
+  name: m
+  cores: 2
+  line_size: 64
+  levels:
+    - {name: L1, sets: 2, ways: 2, latency: 1}
+    - {name: L2, sets: 4, ways: 4, latency: 10, shared_by: all}
+  memory: {latency: 100}
+events:
+  - read: {core: 0, addr: 0, size: 8}
+  - write: {core: 1, addr: 8, size: 8}
+  - read: {core: 0, addr: 60, size: 8}
+"""
+
+
+def test_run_prints_levels_and_cores():
+    result = invoke("run", EXAMPLE)
+    assert result.exit_code == 0, result.output
+    assert "packed per-core counters on teaching" in result.output
+    assert "19,999 invalidations" in result.output
+    for column in ("L1", "L2", "AMAT", "miss rate"):
+        assert column in result.output
+
+
+def test_json_to_stdout_is_only_json_and_exact(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "memsim", "run", str(write(tmp_path, TINY)), "--json", "-"],
+        capture_output=True, text=True, check=True,
+    )
+    doc = json.loads(result.stdout)  # nothing else on stdout
+    assert "tiny" in result.stderr  # the tables went to stderr
+    assert doc["memsim"] == 1 and doc["partial"] is False
+    assert doc["trace"]["name"] == "tiny" and doc["trace"]["events"] == 3
+    l1, l2 = doc["levels"]
+    # core 0 reads line 0, core 1 writes line 0 (invalidating core 0's copy), core 0 reads lines 0
+    # and 1 (a straddling access): L1 sees 4 pieces, all misses; L2 hits line 0 twice.
+    assert (l1["accesses"], l1["hits"], l1["misses"]) == (4, 0, 4)
+    assert (l2["accesses"], l2["hits"], l2["misses"]) == (4, 2, 2)
+    assert [i["cores"] for i in l1["instances"]] == [[0], [1]]
+    assert doc["coherence"] == {"invalidations": 1}
+    assert doc["cores"][0]["accesses"] == 2 and doc["cores"][0]["cycles"] == 100 + 100
+    assert doc["cores"][1]["cycles"] == 10
+    assert doc["machine"]["levels"][1]["shared_by"] == 2
+
+
+def test_json_is_byte_identical_wherever_the_trace_lives(tmp_path):
+    a = write(tmp_path, TINY, "a.yaml")
+    (tmp_path / "elsewhere").mkdir()
+    b = shutil.copy(a, tmp_path / "elsewhere" / "b.yaml")
+    out = []
+    for trace, target in ((a, tmp_path / "1.json"), (a, tmp_path / "2.json"), (b, tmp_path / "3.json")):
+        assert invoke("run", trace, "--quiet", "--json", target).exit_code == 0
+        out.append(target.read_bytes())
+    assert out[0] == out[1] == out[2]
+    assert str(tmp_path).encode() not in out[0]
+
+
+def test_machine_option_overrides_the_trace(tmp_path):
+    result = invoke("run", write(tmp_path, TINY), "--machine", "teaching", "--quiet", "--json", tmp_path / "o.json")
+    assert result.exit_code == 0
+    assert json.loads((tmp_path / "o.json").read_text())["machine"]["name"] == "teaching"
+
+
+def test_trace_without_machine_runs_on_the_default_preset(tmp_path):
+    from memsim.formats.machine_file import DEFAULT_MACHINE
+
+    trace = write(tmp_path, "memsim: 1\nevents:\n  - read: {core: 0, addr: 0, size: 8}\n")
+    assert invoke("run", trace, "--quiet", "--json", tmp_path / "o.json").exit_code == 0
+    assert json.loads((tmp_path / "o.json").read_text())["machine"]["name"] == DEFAULT_MACHINE
+
+
+def test_machines_lists_every_preset_with_a_source():
+    result = invoke("machines", "--json", "-")
+    doc = json.loads(result.output)
+    names = [m["name"] for m in doc["machines"]]
+    assert {"intel-golden-cove", "amd-zen4-ccx", "apple-m1-firestorm", "teaching"} <= set(names)
+    assert all(m["source"] for m in doc["machines"])
+    assert "teaching" in invoke("machines").output
+
+
+def test_help_does_not_import_numba():
+    code = "import sys; from memsim.cli import main; assert 'numba' not in sys.modules, 'numba imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+MACHINE = """\
+  name: m
+  cores: 2
+  line_size: 64
+  levels:
+    - {name: L1, size: 1KiB, assoc: 2, latency: 1}
+  memory: {latency: 100}
+"""
+
+BAD = {
+    "yaml syntax": ("memsim: 1\nevents: [\n", ":3:1", "YAML syntax error"),
+    "not a mapping": ("- 1\n- 2\n", ":1:1", "mapping"),
+    "wrong version": ("memsim: 2\nevents: [{read: {core: 0, addr: 0, size: 8}}]\n", ":1:9", "version"),
+    "unknown key": ("memsim: 1\nevnets: []\n", ":2:1", "did you mean 'events'"),
+    "missing field": ("memsim: 1\nevents:\n  - read: {core: 0, size: 8}\n", ":3:11", "addr"),
+    "mistyped field": ("memsim: 1\nevents:\n  - read: {core: 0, addr: 0, size: big}\n", ":3:36", "size must be a size in bytes"),
+    "core out of range": ("memsim: 1\nmachine: teaching\nevents:\n  - read: {core: 5, addr: 0, size: 8}\n",
+                          ":4:18", "core 5 is out of range"),
+    "unknown preset": ("memsim: 1\nmachine: teachng\nevents: [{read: {core: 0, addr: 0, size: 8}}]\n", ":2:10", "teaching"),
+    "size not whole sets": ("memsim: 1\nmachine:\n" + MACHINE.replace("1KiB", "1000") + "events: [{read: {core: 0, addr: 0, size: 8}}]\n",
+                            ":7:24:", "does not divide into whole sets"),
+    "line size not a power of two": ("memsim: 1\nmachine:\n" + MACHINE.replace("line_size: 64", "line_size: 48")
+                                     + "events: [{read: {core: 0, addr: 0, size: 8}}]\n", ":5:", "power of two"),
+    "shared_by not dividing cores": ("memsim: 1\nmachine:\n" + MACHINE.replace("latency: 1}", "latency: 1, shared_by: 3}")
+                                     + "events: [{read: {core: 0, addr: 0, size: 8}}]\n", ":7:", "shared_by"),
+    "plru ways": ("memsim: 1\nmachine:\n" + MACHINE.replace("1KiB, assoc: 2", "768, assoc: 3").replace(
+        "latency: 1}", "latency: 1, replacement: plru}") + "events: [{read: {core: 0, addr: 0, size: 8}}]\n", ":7:", "this cache has 3 ways"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_input_exits_2_with_position(tmp_path, case):
+    text, where, words = BAD[case]
+    trace = write(tmp_path, text)
+    result = subprocess.run([sys.executable, "-m", "memsim", "run", str(trace)], capture_output=True, text=True)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"error: {trace}{where}"), result.stderr
+    assert words in result.stderr
+    assert result.stdout == ""
+
+
+def test_missing_trace_file_exits_2(tmp_path):
+    result = invoke("run", tmp_path / "nope.yaml")
+    assert result.exit_code == 2
+
+
+def test_json_target_in_a_missing_folder_exits_2_and_leaves_nothing(tmp_path):
+    result = invoke("run", EXAMPLE, "--quiet", "--json", tmp_path / "no" / "o.json")
+    assert result.exit_code == 2
+    assert not (tmp_path / "no").exists()
+
+
+def test_numba_cache_falls_back_when_the_package_folder_is_read_only(tmp_path, monkeypatch):
+    from memsim.engine import numba_cache
+
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    monkeypatch.setattr(numba_cache, "__file__", str(blocker / "pkg" / "numba_cache.py"))  # cannot be made
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    numba_cache.ensure_cache_dir()
+    import os
+
+    assert os.environ["NUMBA_CACHE_DIR"] == str(tmp_path / "xdg" / "memsim" / "numba")
