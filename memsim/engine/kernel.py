@@ -152,8 +152,7 @@ def _on_hit(cfg, slots, rrpv, plru, c, base, slot):
     policy = cfg[c, F_POLICY]
     if policy == LRU:
         word = slots[slot]
-        for s in range(slot, base, -1):
-            slots[s] = slots[s - 1]
+        _shift_down(slots, base, slot)
         slots[base] = word
         return base
     if policy == PLRU:
@@ -164,12 +163,21 @@ def _on_hit(cfg, slots, rrpv, plru, c, base, slot):
 
 
 @jit_inline
+def _shift_down(slots, base, slot):
+    """Move the words of ``base .. slot-1`` one place towards the back, over ``slot``."""
+    while slot > base:  # a while loop: Numba compiles a descending range() less tightly
+        slots[slot] = slots[slot - 1]
+        slot -= 1
+
+
+@jit_inline
 def _remove(cfg, slots, c, base, slot):
     """Invalidate a slot (ordered sets keep their invalid words at the back)."""
     if _ordered(cfg, c):
         last = base + cfg[c, F_WAYS] - 1
-        for s in range(slot, last):
-            slots[s] = slots[s + 1]
+        while slot < last:
+            slots[slot] = slots[slot + 1]
+            slot += 1
         slots[last] = INVALID
     else:
         slots[slot] = INVALID
@@ -222,8 +230,7 @@ def _place(cfg, slots, rrpv, plru, c, base, slot, victim_line, word):
             held = _find(cfg, slots, c, base, victim_line)
             if held >= 0:
                 _remove(cfg, slots, c, base, held)
-        for s in range(base + cfg[c, F_WAYS] - 1, base, -1):
-            slots[s] = slots[s - 1]
+        _shift_down(slots, base, base + cfg[c, F_WAYS] - 1)
         slots[base] = word
         return
     slots[slot] = word
@@ -414,6 +421,8 @@ def _prefetch_sets(cfg, path, slots, op, core, addr, line_shift, e):
     if op[e] > OP_IFETCH:
         return
     line = addr[e] >> line_shift
+    if line == addr[e - 1] >> line_shift:  # same line as the access before: already on its way
+        return
     kind = KIND_INSTRUCTIONS if op[e] == OP_IFETCH else KIND_DATA
     for d in range(1, path.shape[2]):
         c = path[core[e], kind, d]

@@ -1,0 +1,238 @@
+#!/usr/bin/env python
+"""Replay throughput of memsim against pycachesim, side by side in one process.
+
+Machine: one core, L1 32 KiB 8-way, L2 1 MiB 16-way, L3 8 MiB 16-way, LRU, 64-byte lines,
+non-inclusive (pycachesim's default hierarchy). Traces: ``--n`` 8-byte loads,
+(a) uniform random over 16 MiB (8-byte aligned), (b) a sequential stream.
+
+memsim: ``Replay.feed`` on the whole event table (after a warm-up feed, so compilation is not timed).
+pycachesim: one ``cs.load(addresses, length=8)`` call over a Python list built beforehand: that goes
+to the backend's ``iterload``, which walks the list in C. Only the replay is timed, never the
+building of the trace, the list or the simulator. Each repetition times both, one after the other;
+the best of ``--repeat`` is reported. Per-level miss counts must agree (exit 1 if not).
+
+Also measured: ``memsim run traces/false-sharing-counters.yaml`` wall time in a subprocess (warm
+Numba cache: one run first, then best of 3), and the same run with ``NUMBA_CACHE_DIR`` pointed at a
+fresh temporary directory (the cold first run, compile included).
+
+    python benchmarks/bench_replay.py [--n 10000000] [--repeat 3] [--json FILE]
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+TRACE = ROOT / "traces" / "false-sharing-counters.yaml"
+LINE = 64
+KIB, MIB = 1024, 1024 * 1024
+# (name, size in bytes, ways)
+LEVELS = (("L1", 32 * KIB, 8), ("L2", 1 * MIB, 16), ("L3", 8 * MIB, 16))
+
+
+def memsim_machine():
+    from memsim.machine import Cache, Machine
+
+    levels = tuple(
+        (Cache(name=name, sets=size // (ways * LINE), ways=ways, latency=4 * (i + 1), replacement="lru"),)
+        for i, (name, size, ways) in enumerate(LEVELS)
+    )
+    return Machine(name="bench", cores=1, line_size=LINE, levels=levels, memory_latency=200)
+
+
+def pycachesim_simulator():
+    from cachesim import Cache, CacheSimulator, MainMemory
+
+    mem = MainMemory()
+    below = None
+    caches = []
+    for name, size, ways in reversed(LEVELS):
+        cache = Cache(name, size // (ways * LINE), ways, LINE, "LRU", store_to=below, load_from=below)
+        if below is None:
+            mem.load_to(cache)
+            mem.store_from(cache)
+        caches.append(cache)
+        below = cache
+    return CacheSimulator(below, mem), caches[::-1]
+
+
+def addresses(pattern: str, n: int) -> np.ndarray:
+    if pattern == "random":
+        return np.random.default_rng(12345).integers(0, 16 * MIB // 8, n, dtype=np.int64) * 8
+    if pattern == "stream":
+        return np.arange(n, dtype=np.int64) * 8
+    raise ValueError(pattern)
+
+
+def load_events(addr: np.ndarray):
+    from memsim.trace.events import NO_OBJECT, OP_READ, Events
+
+    ev = Events.empty(len(addr))
+    ev.op[:] = OP_READ
+    ev.obj[:] = NO_OBJECT
+    ev.size[:] = 8
+    ev.addr[:] = addr
+    return ev
+
+
+def time_memsim(machine, events) -> tuple[float, list[int]]:
+    from memsim.engine.counters import C_MISSES
+    from memsim.engine.replay import Replay
+
+    run = Replay(machine)
+    gc.disable()
+    t0 = time.perf_counter()
+    run.feed(events)
+    dt = time.perf_counter() - t0
+    gc.enable()
+    return dt, run.counters.cache[:, C_MISSES].tolist()
+
+
+def time_pycachesim(addr_list: list[int]) -> tuple[float, list[int]]:
+    cs, caches = pycachesim_simulator()
+    gc.disable()
+    t0 = time.perf_counter()
+    cs.load(addr_list, length=8)
+    dt = time.perf_counter() - t0
+    gc.enable()
+    return dt, [c.backend.MISS_count for c in caches]
+
+
+def bench_pattern(pattern: str, n: int, repeat: int) -> dict:
+    machine = memsim_machine()
+    addr = addresses(pattern, n)
+    events = load_events(addr)
+    addr_list = addr.tolist()
+    t_memsim, t_pcs = [], []
+    misses_memsim = misses_pcs = None
+    agree = True
+    for _ in range(repeat):
+        dt, m = time_memsim(machine, events)
+        t_memsim.append(dt)
+        dt, p = time_pycachesim(addr_list)
+        t_pcs.append(dt)
+        agree &= m == p and (misses_memsim is None or (m == misses_memsim and p == misses_pcs))
+        misses_memsim, misses_pcs = m, p
+    best_m, best_p = min(t_memsim), min(t_pcs)
+    return {
+        "pattern": pattern,
+        "accesses": n,
+        "memsim_seconds": t_memsim,
+        "pycachesim_seconds": t_pcs,
+        "memsim_maccess_per_s": n / best_m / 1e6,
+        "pycachesim_maccess_per_s": n / best_p / 1e6,
+        "speedup": best_p / best_m,
+        "memsim_misses": misses_memsim,
+        "pycachesim_misses": misses_pcs,
+        "misses_agree": agree,
+    }
+
+
+def memsim_run(env: dict | None = None) -> float:
+    cmd = [sys.executable, "-m", "memsim", "run", str(TRACE)]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=ROOT)
+    return time.perf_counter() - t0
+
+
+def bench_cli(repeat: int = 3) -> dict:
+    memsim_run()  # warm the Numba cache (and the OS file cache)
+    warm = [memsim_run() for _ in range(repeat)]
+    with tempfile.TemporaryDirectory(prefix="memsim-cold-numba-") as fresh:
+        cold = memsim_run(dict(os.environ, NUMBA_CACHE_DIR=fresh))
+    return {"trace": str(TRACE.relative_to(ROOT)), "warm_seconds": warm, "warm_best": min(warm), "cold_seconds": cold,
+            "compile_seconds": cold - min(warm)}
+
+
+def machine_info() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        usable = os.cpu_count()
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "usable_cores": usable,
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "numba": metadata.version("numba"),
+        "pycachesim": metadata.version("pycachesim"),
+        "memsim": metadata.version("memsim"),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", type=int, default=10_000_000, help="loads per pattern (default 10^7)")
+    ap.add_argument("--repeat", type=int, default=3, help="repetitions, best of (default 3)")
+    ap.add_argument("--json", metavar="FILE", help="also write the numbers as JSON")
+    ap.add_argument("--no-cli", action="store_true", help="skip the `memsim run` wall-time measurements")
+    args = ap.parse_args(argv)
+
+    info = machine_info()
+    print(f"CPU: {info['cpu']}, {info['cores']} cores ({info['usable_cores']} usable), "
+          f"load average {', '.join(f'{x:.2f}' for x in info['load_average'] or [])}")
+    print(f"Python {info['python']}, numpy {info['numpy']}, numba {info['numba']}, "
+          f"pycachesim {info['pycachesim']}, memsim {info['memsim']}")
+    geometry = ", ".join(f"{name} {size // KIB} KiB/{ways}-way" for name, size, ways in LEVELS)
+    print(f"Machine: 1 core, {geometry}, LRU, {LINE} B lines, non-inclusive; "
+          f"{args.n:,} 8-byte loads per pattern, best of {args.repeat}")
+
+    # compile the kernel outside the timings
+    from memsim.engine.replay import Replay
+
+    t0 = time.perf_counter()
+    Replay(memsim_machine()).feed(load_events(addresses("random", 1000)))
+    print(f"memsim warm-up feed (loads the compiled kernel, or compiles it): {time.perf_counter() - t0:.2f} s\n")
+
+    rows = []
+    for pattern in ("random", "stream"):
+        rows.append(bench_pattern(pattern, args.n, args.repeat))
+        gc.collect()
+
+    head = f"{'pattern':<8} {'memsim M acc/s':>15} {'pycachesim M acc/s':>19} {'ratio':>7}  misses agree (L1/L2/L3)"
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        misses = "/".join(str(m) for m in r["memsim_misses"])
+        verdict = "yes" if r["misses_agree"] else f"NO: pycachesim {'/'.join(map(str, r['pycachesim_misses']))}"
+        print(f"{r['pattern']:<8} {r['memsim_maccess_per_s']:>15.1f} {r['pycachesim_maccess_per_s']:>19.1f} "
+              f"{r['speedup']:>6.2f}x  {verdict} ({misses})")
+
+    cli = None
+    if not args.no_cli:
+        cli = bench_cli()
+        print(f"\n`memsim run {cli['trace']}`: {cli['warm_best']:.2f} s warm (best of {len(cli['warm_seconds'])}), "
+              f"{cli['cold_seconds']:.2f} s cold (fresh NUMBA_CACHE_DIR; compile ~{cli['compile_seconds']:.1f} s)")
+
+    if args.json:
+        Path(args.json).write_text(json.dumps({"machine": info, "n": args.n, "repeat": args.repeat,
+                                               "patterns": rows, "memsim_run": cli}, indent=2) + "\n")
+    ok = all(r["misses_agree"] for r in rows)
+    if not ok:
+        print("\nper-level miss counts disagree", file=sys.stderr)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
