@@ -155,6 +155,18 @@ def bench_cli(repeat: int = 3) -> dict:
             "compile_seconds": cold - min(warm)}
 
 
+def git_state() -> str | None:
+    """The commit the numbers belong to, with ``+dirty`` when memsim's files have local changes."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "memsim"], cwd=ROOT, capture_output=True,
+                               text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+dirty" if dirty else "")
+
+
 def machine_info() -> dict:
     cpu = platform.processor() or platform.machine()
     try:
@@ -178,6 +190,7 @@ def machine_info() -> dict:
         "numba": metadata.version("numba"),
         "pycachesim": metadata.version("pycachesim"),
         "memsim": metadata.version("memsim"),
+        "git": git_state(),
     }
 
 
@@ -193,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"CPU: {info['cpu']}, {info['cores']} cores ({info['usable_cores']} usable), "
           f"load average {', '.join(f'{x:.2f}' for x in info['load_average'] or [])}")
     print(f"Python {info['python']}, numpy {info['numpy']}, numba {info['numba']}, "
-          f"pycachesim {info['pycachesim']}, memsim {info['memsim']}")
+          f"pycachesim {info['pycachesim']}, memsim {info['memsim']} (git {info['git']})")
     geometry = ", ".join(f"{name} {size // KIB} KiB/{ways}-way" for name, size, ways in LEVELS)
     print(f"Machine: 1 core, {geometry}, LRU, {LINE} B lines, non-inclusive; "
           f"{args.n:,} 8-byte loads per pattern, best of {args.repeat}")

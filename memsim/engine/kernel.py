@@ -43,6 +43,7 @@ from memsim.engine.counters import (
 )
 from memsim.models.hierarchy import (
     F_INCLUSION,
+    N_FIELDS,
     F_LATENCY,
     F_NEXT,
     F_POLICY,
@@ -101,17 +102,54 @@ def _prefetch(typingctx, array, index):
     return types.void(array, index), codegen
 
 
+@intrinsic
+def _move(typingctx, array, destination, source, count):
+    """``array[destination:destination+count] = array[source:source+count]`` for overlapping
+    ranges, as one memmove: Numba's own loop pays for negative-index handling on every word."""
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(array)(context, builder, args[0])
+        item = context.get_abi_sizeof(context.get_data_type(array.dtype))
+        to = cgutils.get_item_pointer(context, builder, array, ary, [args[1]], wraparound=False)
+        start = cgutils.get_item_pointer(context, builder, array, ary, [args[2]], wraparound=False)
+        nbytes = builder.mul(args[3], ir.Constant(args[3].type, item))
+        cgutils.raw_memmove(builder, to, start, nbytes, 1)
+        return context.get_dummy_value()
+
+    return types.void(array, destination, source, count), codegen
+
+
+@intrinsic
+def _word(typingctx, array, index):
+    """``array[index]`` for an index known to be in range and not negative (no wraparound code:
+    this is the innermost loop of every lookup)."""
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(array)(context, builder, args[0])
+        pointer = cgutils.get_item_pointer(context, builder, array, ary, [args[1]], wraparound=False)
+        return builder.load(pointer)
+
+    return array.dtype(array, index), codegen
+
+
+@jit_inline
+def _cfg(cfg, c, field):
+    """Field ``field`` (an ``F_*``/``L_*`` column) of instance ``c``: ``cfg`` is the flattened
+    ``Hierarchy.config``, read without negative-index handling."""
+    return _word(cfg, c * N_FIELDS + field)
+
+
 @jit_inline
 def _set_base(cfg, c, line):
     """First slot of the set of ``line`` in instance ``c``."""
-    mask = cfg[c, F_SET_MASK]
-    index = line & mask if mask >= 0 else line % cfg[c, F_SETS]  # power-of-two sets spare a division
-    return cfg[c, F_SLOT_BASE] + index * cfg[c, F_WAYS]
+    mask = _cfg(cfg, c, F_SET_MASK)
+    index = line & mask if mask >= 0 else line % _cfg(cfg, c, F_SETS)  # power-of-two sets spare a division
+    return _cfg(cfg, c, F_SLOT_BASE) + index * _cfg(cfg, c, F_WAYS)
 
 
 @jit_inline
 def _ordered(cfg, c):
-    policy = cfg[c, F_POLICY]
+    policy = _cfg(cfg, c, F_POLICY)
     return policy == LRU or policy == FIFO
 
 
@@ -120,8 +158,8 @@ def _find(cfg, slots, c, base, line):
     """Slot of ``line`` in the set starting at ``base``, or -1."""
     key = line << STATE_BITS
     ordered = _ordered(cfg, c)
-    for slot in range(base, base + cfg[c, F_WAYS]):
-        word = slots[slot]
+    for slot in range(base, base + _cfg(cfg, c, F_WAYS)):
+        word = _word(slots, slot)
         if word & ~STATE_MASK == key:
             return slot
         if word == INVALID and ordered:
@@ -131,8 +169,8 @@ def _find(cfg, slots, c, base, line):
 
 @jit_inline
 def _plru_touch(cfg, plru, c, base, slot):
-    ways = cfg[c, F_WAYS]
-    set_index = cfg[c, F_SET_BASE] + (base - cfg[c, F_SLOT_BASE]) // ways
+    ways = _cfg(cfg, c, F_WAYS)
+    set_index = _cfg(cfg, c, F_SET_BASE) + (base - _cfg(cfg, c, F_SLOT_BASE)) // ways
     bits = plru[set_index]
     node = slot - base + ways
     while node > 1:
@@ -149,7 +187,7 @@ def _plru_touch(cfg, plru, c, base, slot):
 @jit_inline
 def _on_hit(cfg, slots, rrpv, plru, c, base, slot):
     """Replacement update on a hit; returns where the line is now."""
-    policy = cfg[c, F_POLICY]
+    policy = _cfg(cfg, c, F_POLICY)
     if policy == LRU:
         word = slots[slot]
         _shift_down(slots, base, slot)
@@ -165,19 +203,17 @@ def _on_hit(cfg, slots, rrpv, plru, c, base, slot):
 @jit_inline
 def _shift_down(slots, base, slot):
     """Move the words of ``base .. slot-1`` one place towards the back, over ``slot``."""
-    while slot > base:  # a while loop: Numba compiles a descending range() less tightly
-        slots[slot] = slots[slot - 1]
-        slot -= 1
+    if slot > base:
+        _move(slots, base + 1, base, slot - base)
 
 
 @jit_inline
 def _remove(cfg, slots, c, base, slot):
     """Invalidate a slot (ordered sets keep their invalid words at the back)."""
     if _ordered(cfg, c):
-        last = base + cfg[c, F_WAYS] - 1
-        while slot < last:
-            slots[slot] = slots[slot + 1]
-            slot += 1
+        last = base + _cfg(cfg, c, F_WAYS) - 1
+        if slot < last:
+            _move(slots, slot, slot + 1, last - slot)
         slots[last] = INVALID
     else:
         slots[slot] = INVALID
@@ -195,23 +231,23 @@ def _splitmix_next(rng, c):
 @jit_inline
 def _victim(cfg, slots, rrpv, plru, rng, c, base):
     """The slot a new line goes to: an invalid way first, else the policy's choice."""
-    ways = cfg[c, F_WAYS]
+    ways = _cfg(cfg, c, F_WAYS)
     if _ordered(cfg, c):
         return base + ways - 1
     for slot in range(base, base + ways):
         if slots[slot] == INVALID:
             return slot
-    policy = cfg[c, F_POLICY]
+    policy = _cfg(cfg, c, F_POLICY)
     if policy == RANDOM:
         return base + np.int64(_splitmix_next(rng, c) % np.uint64(ways))
     if policy == PLRU:
-        bits = plru[cfg[c, F_SET_BASE] + (base - cfg[c, F_SLOT_BASE]) // ways]
+        bits = plru[_cfg(cfg, c, F_SET_BASE) + (base - _cfg(cfg, c, F_SLOT_BASE)) // ways]
         node = 1
         while node < ways:
             node = 2 * node + np.int64((bits >> np.uint64(node)) & np.uint64(1))
         return base + node - ways
     # SRRIP: the first way at the distant RRPV, aging the whole set until one is
-    rrpv_max = cfg[c, F_RRPV_MAX]
+    rrpv_max = _cfg(cfg, c, F_RRPV_MAX)
     while True:
         for slot in range(base, base + ways):
             if rrpv[slot] >= rrpv_max:
@@ -230,22 +266,22 @@ def _place(cfg, slots, rrpv, plru, c, base, slot, victim_line, word):
             held = _find(cfg, slots, c, base, victim_line)
             if held >= 0:
                 _remove(cfg, slots, c, base, held)
-        _shift_down(slots, base, base + cfg[c, F_WAYS] - 1)
+        _shift_down(slots, base, base + _cfg(cfg, c, F_WAYS) - 1)
         slots[base] = word
         return
     slots[slot] = word
-    policy = cfg[c, F_POLICY]
+    policy = _cfg(cfg, c, F_POLICY)
     if policy == PLRU:
         _plru_touch(cfg, plru, c, base, slot)
     elif policy == SRRIP:
-        rrpv[slot] = cfg[c, F_RRPV_MAX] - 1
+        rrpv[slot] = _cfg(cfg, c, F_RRPV_MAX) - 1
 
 
 @jit
 def _back_invalidate(cfg, slots, counts, links, c, line):
     """Drop ``line`` from every cache above ``c``; True if one of the dropped copies was dirty."""
     dirty = False
-    for k in range(cfg[c, L_ABOVE_START], cfg[c, L_ABOVE_END]):
+    for k in range(_cfg(cfg, c, L_ABOVE_START), _cfg(cfg, c, L_ABOVE_END)):
         a = links[k, 0]
         base = _set_base(cfg, a, line)
         slot = _find(cfg, slots, a, base, line)
@@ -265,14 +301,25 @@ def _deliver_writeback(cfg, slots, counts, memory, r, line):
         counts[r, C_WRITEBACKS_IN] += 1
         slot = _find(cfg, slots, r, _set_base(cfg, r, line), line)
         if slot >= 0:
-            if cfg[r, F_WRITE_BACK]:
+            if _cfg(cfg, r, F_WRITE_BACK):
                 slots[slot] = (line << STATE_BITS) | DIRTY
                 return -1
-        elif cfg[r, F_WRITE_BACK] and cfg[r, F_WRITE_ALLOCATE] and cfg[r, F_INCLUSION] != EXCLUSIVE:
+        elif _cfg(cfg, r, F_WRITE_BACK) and _cfg(cfg, r, F_WRITE_ALLOCATE) and _cfg(cfg, r, F_INCLUSION) != EXCLUSIVE:
             return r
-        r = cfg[r, F_NEXT]
+        r = _cfg(cfg, r, F_NEXT)
     memory[M_WRITES] += 1
     return -1
+
+
+@jit_inline
+def _evicts_quietly(cfg, c, victim_word):
+    """True when evicting ``victim_word`` from ``c`` changes nothing but ``c`` itself: an empty
+    slot, or a clean line that no inclusion rule and no exclusive level below cares about."""
+    if victim_word == INVALID:
+        return True
+    below = _cfg(cfg, c, F_NEXT)
+    return ((victim_word & STATE_MASK) != DIRTY and _cfg(cfg, c, F_INCLUSION) != INCLUSIVE
+            and (below < 0 or _cfg(cfg, below, F_INCLUSION) != EXCLUSIVE))
 
 
 @jit_inline
@@ -286,27 +333,35 @@ def _install(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, c, line,
         base = _set_base(cfg, c, line)
         slot = _victim(cfg, slots, rrpv, plru, rng, c, base)
         victim_word = slots[slot]
+        victim_line = victim_word >> STATE_BITS if victim_word != INVALID else -1
+        word = (line << STATE_BITS) | state
+        if n == 0 and _evicts_quietly(cfg, c, victim_word):
+            # The common case, with no chain: nothing below is touched.
+            if victim_word != INVALID:
+                counts[c, C_EVICTIONS] += 1
+            _place(cfg, slots, rrpv, plru, c, base, slot, victim_line, word)
+            return
         chain[n, 0] = c
         chain[n, 1] = base
         chain[n, 2] = slot
-        chain[n, 3] = victim_word >> STATE_BITS if victim_word != INVALID else -1
-        chain[n, 4] = (line << STATE_BITS) | state
+        chain[n, 3] = victim_line
+        chain[n, 4] = word
         n += 1
         if victim_word == INVALID:
             break
         victim = victim_word >> STATE_BITS
         victim_dirty = (victim_word & STATE_MASK) == DIRTY
         counts[c, C_EVICTIONS] += 1
-        if cfg[c, F_INCLUSION] == INCLUSIVE:
+        if _cfg(cfg, c, F_INCLUSION) == INCLUSIVE:
             victim_dirty |= _back_invalidate(cfg, slots, counts, links, c, victim)
         if victim_dirty:
             counts[c, C_WRITEBACKS] += 1
-        r = cfg[c, F_NEXT]
+        r = _cfg(cfg, c, F_NEXT)
         if r < 0:
             if victim_dirty:
                 memory[M_WRITES] += 1
             break
-        if cfg[r, F_INCLUSION] == EXCLUSIVE:
+        if _cfg(cfg, r, F_INCLUSION) == EXCLUSIVE:
             held = _find(cfg, slots, r, _set_base(cfg, r, victim), victim)
             if held >= 0:
                 if victim_dirty:
@@ -333,7 +388,7 @@ def _install_out_of_line(cfg, slots, rrpv, plru, rng, counts, memory, links, cha
 
 @jit_inline
 def _allocates(cfg, c, is_write):
-    return cfg[c, F_INCLUSION] != EXCLUSIVE and (not is_write or cfg[c, F_WRITE_ALLOCATE] != 0)
+    return _cfg(cfg, c, F_INCLUSION) != EXCLUSIVE and (not is_write or _cfg(cfg, c, F_WRITE_ALLOCATE) != 0)
 
 
 @jit
@@ -362,7 +417,7 @@ def _piece(cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_leve
     served = n_levels
     for d in range(n_levels):
         c = path[core, kind, d]
-        spec = cfg[c, F_SPEC]
+        spec = _cfg(cfg, c, F_SPEC)
         counts[c, C_ACCESSES] += 1
         base = _set_base(cfg, c, line)
         slot = _find(cfg, slots, c, base, line)
@@ -378,7 +433,7 @@ def _piece(cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_leve
     carried = CLEAN
     if served > 0 and served < n_levels:
         c = path[core, kind, served]
-        if cfg[c, F_INCLUSION] == EXCLUSIVE and _allocates(cfg, path[core, kind, served - 1], is_write):
+        if _cfg(cfg, c, F_INCLUSION) == EXCLUSIVE and _allocates(cfg, path[core, kind, served - 1], is_write):
             carried = slots[slot] & STATE_MASK
             _remove(cfg, slots, c, base, slot)
     filled = False
@@ -397,10 +452,10 @@ def _piece(cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_leve
             c = path[core, kind, d]
             slot = _find(cfg, slots, c, _set_base(cfg, c, line), line)
             if slot >= 0:
-                if cfg[c, F_WRITE_BACK]:
+                if _cfg(cfg, c, F_WRITE_BACK):
                     slots[slot] = (line << STATE_BITS) | DIRTY
                 else:
-                    r = _deliver_writeback(cfg, slots, counts, memory, cfg[c, F_NEXT], line)
+                    r = _deliver_writeback(cfg, slots, counts, memory, _cfg(cfg, c, F_NEXT), line)
                     if r >= 0:
                         _install_out_of_line(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, r, line,
                                              DIRTY)
@@ -411,7 +466,7 @@ def _piece(cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_leve
 
     if served == n_levels:
         return memory_latency
-    return cfg[path[core, kind, served], F_LATENCY]
+    return _cfg(cfg, path[core, kind, served], F_LATENCY)
 
 
 @jit_inline
@@ -428,7 +483,7 @@ def _prefetch_sets(cfg, path, slots, op, core, addr, line_shift, e):
         c = path[core[e], kind, d]
         base = _set_base(cfg, c, line)
         _prefetch(slots, base)
-        _prefetch(slots, base + cfg[c, F_WAYS] - 1)
+        _prefetch(slots, base + _cfg(cfg, c, F_WAYS) - 1)
 
 
 @jit
@@ -457,8 +512,8 @@ def replay_chunk(op, core, size, addr, cfg, path, core_cfg, links, slots, rrpv, 
                 if slots[base] >> STATE_BITS == line:
                     counts[top, C_ACCESSES] += 1
                     counts[top, C_HITS] += 1
-                    core_level[c, cfg[top, F_SPEC], HM_HITS] += 1
-                    cost = max(cost, cfg[top, F_LATENCY])
+                    core_level[c, _cfg(cfg, top, F_SPEC), HM_HITS] += 1
+                    cost = max(cost, _cfg(cfg, top, F_LATENCY))
                     continue
             piece_cost = _piece(cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_level, memory,
                                 coherence, chain, memory_latency, c, kind, line, is_write)

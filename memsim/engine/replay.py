@@ -31,7 +31,7 @@ class Replay:
         replay_chunk(
             np.ascontiguousarray(events.op), np.ascontiguousarray(events.core),
             np.ascontiguousarray(events.size), np.ascontiguousarray(events.addr),
-            h.config, h.path, h.core_config, h.links, s.slots, s.rrpv, s.plru, s.rng,
+            h.config.ravel(), h.path, h.core_config, h.links, s.slots, s.rrpv, s.plru, s.rng,
             k.cache, k.core_level, k.memory, k.coherence, k.core,
             self._chain, self._line_shift, h.machine.memory_latency,
         )
