@@ -25,7 +25,6 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from memsim.engine.counters import (
-    C_ACCESSES,
     C_BACK_INVALIDATIONS,
     C_EVICTIONS,
     C_FILLS,
@@ -132,6 +131,19 @@ def _word(typingctx, array, index):
     return array.dtype(array, index), codegen
 
 
+@intrinsic
+def _put(typingctx, array, index, value):
+    """``array[index] = value`` for an index known to be in range and not negative."""
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(array)(context, builder, args[0])
+        pointer = cgutils.get_item_pointer(context, builder, array, ary, [args[1]], wraparound=False)
+        builder.store(context.cast(builder, args[2], signature.args[2], array.dtype), pointer)
+        return context.get_dummy_value()
+
+    return types.void(array, index, value), codegen
+
+
 @jit_inline
 def _cfg(cfg, c, field):
     """Field ``field`` (an ``F_*``/``L_*`` column) of instance ``c``: ``cfg`` is the flattened
@@ -203,8 +215,9 @@ def _on_hit(cfg, slots, rrpv, plru, c, base, slot):
 @jit_inline
 def _shift_down(slots, base, slot):
     """Move the words of ``base .. slot-1`` one place towards the back, over ``slot``."""
-    if slot > base:
-        _move(slots, base + 1, base, slot - base)
+    while slot > base:
+        _put(slots, slot, _word(slots, slot - 1))
+        slot -= 1
 
 
 @jit_inline
@@ -212,8 +225,9 @@ def _remove(cfg, slots, c, base, slot):
     """Invalidate a slot (ordered sets keep their invalid words at the back)."""
     if _ordered(cfg, c):
         last = base + _cfg(cfg, c, F_WAYS) - 1
-        if slot < last:
-            _move(slots, slot, slot + 1, last - slot)
+        while slot < last:
+            _put(slots, slot, _word(slots, slot + 1))
+            slot += 1
         slots[last] = INVALID
     else:
         slots[slot] = INVALID
@@ -418,7 +432,6 @@ def _piece(cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_leve
     for d in range(n_levels):
         c = path[core, kind, d]
         spec = _cfg(cfg, c, F_SPEC)
-        counts[c, C_ACCESSES] += 1
         base = _set_base(cfg, c, line)
         slot = _find(cfg, slots, c, base, line)
         if slot >= 0:
@@ -490,7 +503,20 @@ def _prefetch_sets(cfg, path, slots, op, core, addr, line_shift, e):
 def replay_chunk(op, core, size, addr, cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_level,
                  memory, coherence, core_counts, chain, line_shift, memory_latency):
     """Replay one chunk of the event table. Every argument is a plain array or integer; state and
-    counter arrays are updated in place. ``chain`` is int64 scratch space of shape (levels + 1, 5)."""
+    counter arrays are updated in place. ``chain`` is int64 scratch space of shape (levels + 1, 5).
+
+    Reads that find their line at the front of an LRU/FIFO top-level set change no state: they
+    take a fast path that only counts. Those counts, and each core's accesses and cycles, are
+    kept in locals while the same core keeps accessing the same top-level cache, and added to the
+    counter arrays when that changes (and at the end of the chunk): incrementing the same memory
+    word on every event would make each event wait for the previous one's store."""
+    run_core = -1  # the core and top-level cache of the current run of events
+    run_top = -1
+    run_accesses = 0
+    run_cycles = 0
+    run_fast_hits = 0
+    top_ordered = False
+    top_base = top_mask = top_ways = top_latency = 0
     n_events = op.shape[0]
     for e in range(n_events):
         if e + PREFETCH_AHEAD < n_events:
@@ -501,22 +527,39 @@ def replay_chunk(op, core, size, addr, cfg, path, core_cfg, links, slots, rrpv, 
         c = core[e]
         kind = KIND_INSTRUCTIONS if o == OP_IFETCH else KIND_DATA
         is_write = o == OP_WRITE or o == OP_RMW
+        top = path[c, kind, 0]
+        if c != run_core or top != run_top:
+            _flush_run(cfg, counts, core_level, core_counts, run_core, run_top, run_accesses, run_cycles,
+                       run_fast_hits)
+            run_core, run_top = c, top
+            run_accesses = run_cycles = run_fast_hits = 0
+            top_ordered = _ordered(cfg, top)
+            top_base = _cfg(cfg, top, F_SLOT_BASE)
+            top_mask = _cfg(cfg, top, F_SET_MASK)
+            top_ways = _cfg(cfg, top, F_WAYS)
+            top_latency = _cfg(cfg, top, F_LATENCY)
         first = addr[e] >> line_shift
         last = (addr[e] + size[e] - 1) >> line_shift
         cost = 0
         for line in range(first, last + 1):
-            top = path[c, kind, 0]
-            if _ordered(cfg, top) and not is_write:
-                # Fast path: a read of the line at the front of an LRU/FIFO set changes no state.
-                base = _set_base(cfg, top, line)
-                if slots[base] >> STATE_BITS == line:
-                    counts[top, C_ACCESSES] += 1
-                    counts[top, C_HITS] += 1
-                    core_level[c, _cfg(cfg, top, F_SPEC), HM_HITS] += 1
-                    cost = max(cost, _cfg(cfg, top, F_LATENCY))
+            if top_ordered and not is_write and top_mask >= 0:
+                if _word(slots, top_base + (line & top_mask) * top_ways) >> STATE_BITS == line:
+                    run_fast_hits += 1
+                    cost = max(cost, top_latency)
                     continue
             piece_cost = _piece(cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_level, memory,
                                 coherence, chain, memory_latency, c, kind, line, is_write)
             cost = max(cost, piece_cost)
-        core_counts[c, K_ACCESSES] += 1
-        core_counts[c, K_CYCLES] += cost
+        run_accesses += 1
+        run_cycles += cost
+    _flush_run(cfg, counts, core_level, core_counts, run_core, run_top, run_accesses, run_cycles, run_fast_hits)
+
+
+@jit_inline
+def _flush_run(cfg, counts, core_level, core_counts, core, top, accesses, cycles, fast_hits):
+    if core < 0:
+        return
+    core_counts[core, K_ACCESSES] += accesses
+    core_counts[core, K_CYCLES] += cycles
+    counts[top, C_HITS] += fast_hits
+    core_level[core, _cfg(cfg, top, F_SPEC), HM_HITS] += fast_hits

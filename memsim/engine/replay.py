@@ -5,7 +5,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from memsim.engine.counters import Counters
+from memsim.engine.counters import C_ACCESSES, C_HITS, C_MISSES, Counters
 from memsim.engine.numba_cache import ensure_cache_dir
 from memsim.machine import Machine
 from memsim.models.hierarchy import Hierarchy, build
@@ -35,6 +35,8 @@ class Replay:
             k.cache, k.core_level, k.memory, k.coherence, k.core,
             self._chain, self._line_shift, h.machine.memory_latency,
         )
+        # The kernel counts hits and misses; a lookup is one or the other (design.md).
+        k.cache[:, C_ACCESSES] = k.cache[:, C_HITS] + k.cache[:, C_MISSES]
         self.events += len(events)
 
 
