@@ -12,6 +12,9 @@ with this file, so the rulebook can be made explicit):
 * A back-invalidation is counted by the cache that drops the line (the cache above).
 * While an evicted line's cascade runs, the evicting cache's slot still holds that line; the new
   line is written into the way only after the cascade ("only then is the new line written").
+  (This cannot be observed: only an inclusive cache back-invalidates, and an inclusive
+  write-allocate cache always holds every line above it, so it never installs a line arriving
+  from above and never evicts inside another cache's cascade.)
 * Dropping a line (coherence invalidation, back-invalidation, move-out of an exclusive level) does
   not change replacement state; neither does a victim fill that finds its line present.
 * A store arriving at a write-through cache that holds the line leaves its dirty bit unchanged (it
@@ -24,7 +27,7 @@ with this file, so the rulebook can be made explicit):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -240,7 +243,6 @@ class Simulator:
         cores = machine.cores
         self.instances: list[CacheInstance] = []
         by_spec: list[list[CacheInstance]] = []
-        spec_level: list[int] = []
         spec_index = 0
         for level, caches in enumerate(machine.levels):
             for spec in caches:
@@ -252,7 +254,6 @@ class Simulator:
                     self.instances.append(inst)
                     group.append(inst)
                 by_spec.append(group)
-                spec_level.append(level)
                 spec_index += 1
         self.by_spec = by_spec
 

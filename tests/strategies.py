@@ -4,7 +4,7 @@ Machines respect the structural rules of ``docs/engine.md``: 1-4 cores, 1-3 leve
 may be split into an instruction and a data cache (both halves share one ``shared_by``), once a
 level is unified every level below is, ``shared_by`` divides the core count and is a multiple of
 the ``shared_by`` of every level above, the first level is never exclusive. Geometries are tiny
-(1-5 sets, not always a power of two; 1-4 ways) so sets fill and evict constantly.
+(1-8 sets, not always a power of two; 1-8 ways) so sets fill and evict constantly.
 
 Traces draw lines from a small pool so lines collide, with offsets and sizes that straddle line
 boundaries, every access op, and cores within range.
@@ -19,7 +19,7 @@ from memsim.trace.events import NO_OBJECT, OP_IFETCH, OP_READ, OP_RMW, OP_WRITE,
 
 LINE_SIZES = (16, 32, 64)
 SETS = st.sampled_from((1, 1, 2, 2, 3, 4, 5, 6, 8))
-WAYS = st.integers(1, 4)
+WAYS = st.sampled_from((1, 2, 2, 3, 4, 4, 8))
 
 
 def divisors(n: int) -> list[int]:

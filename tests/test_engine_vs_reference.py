@@ -110,6 +110,14 @@ LONG_MACHINES = {
             (C("L3", 3, 4, 30, shared_by=4, inclusion="exclusive", replacement="srrip", rrpv_bits=3),),
         ),
     ),
+    "4 cores, 4-way plru everywhere, coherence and back-invalidations": Machine(
+        name="d", cores=4, line_size=64, memory_latency=120, seed=5,
+        levels=(
+            (C("L1", 2, 4, 1, replacement="plru"),),
+            (C("L2", 3, 4, 9, shared_by=2, inclusion="inclusive", replacement="plru"),),
+            (C("L3", 2, 8, 25, shared_by=4, inclusion="inclusive", replacement="plru"),),
+        ),
+    ),
 }
 
 
