@@ -4,26 +4,15 @@ This module implements ``docs/engine.md`` literally and independently of the jit
 (``memsim/engine/kernel.py``); the differential tests compare every counter of the two. It is
 written for clarity, not speed: one object per cache instance, one list of ``Slot`` per set.
 
-Interpretations of points the rulebook leaves open (each is also listed in the report that came
-with this file, so the rulebook can be made explicit):
+Points a reader might miss are spelled out in the rulebook: ``fills`` are victim fills only,
+back-invalidations are counted by the cache above, size-0 accesses have no pieces, dropping a line
+never touches replacement state. One more, which no trace can observe: while an evicted line's
+cascade runs, the evicting cache's slot still holds that line ("only then is the new line
+written"); only an inclusive cache back-invalidates, and an inclusive write-allocate cache holds
+every line above it, so it never installs a line arriving from above inside another cascade.
 
-* ``fills`` counts only *victim fills* into exclusive caches (the only rule that says
-  "counting a fill"); step-4 installs and write-back installs do not count a fill.
-* A back-invalidation is counted by the cache that drops the line (the cache above).
-* While an evicted line's cascade runs, the evicting cache's slot still holds that line; the new
-  line is written into the way only after the cascade ("only then is the new line written").
-  (This cannot be observed: only an inclusive cache back-invalidates, and an inclusive
-  write-allocate cache always holds every line above it, so it never installs a line arriving
-  from above and never evicts inside another cache's cascade.)
-* Dropping a line (coherence invalidation, back-invalidation, move-out of an exclusive level) does
-  not change replacement state; neither does a victim fill that finds its line present.
-* A store arriving at a write-through cache that holds the line leaves its dirty bit unchanged (it
-  can only be dirty if a dirty bit moved up from an exclusive level into it).
-* A write-back forwarded by a cache that does not install it is a *write-back* at the next cache,
-  even when that cache is exclusive (only evictions produce victim fills).
-* An access of size 0 covers no line: no pieces, cost 0, but the core still counts the access.
-* Events rows whose op is not an access (alloc, free, gc) are ignored; ``obj`` is ignored and
-  ``addr`` is taken as the raw address.
+Events rows whose op is not an access (alloc, free, gc) are ignored; ``obj`` is ignored and
+``addr`` is taken as the raw address.
 """
 from __future__ import annotations
 

@@ -3,7 +3,8 @@
 Machines respect the structural rules of ``docs/engine.md``: 1-4 cores, 1-3 levels, leading levels
 may be split into an instruction and a data cache (both halves share one ``shared_by``), once a
 level is unified every level below is, ``shared_by`` divides the core count and is a multiple of
-the ``shared_by`` of every level above, the first level is never exclusive. Geometries are tiny
+the ``shared_by`` of every level above, the first level is never exclusive, plru
+caches have a power-of-two way count. Geometries are tiny
 (1-8 sets, not always a power of two; 1-8 ways) so sets fill and evict constantly.
 
 Traces draw lines from a small pool so lines collide, with offsets and sizes that straddle line
@@ -29,12 +30,14 @@ def divisors(n: int) -> list[int]:
 @st.composite
 def cache_specs(draw, name: str, level: int, shared_by: int, serves: str = "all") -> Cache:
     inclusions = INCLUSIONS if level > 0 else tuple(i for i in INCLUSIONS if i != "exclusive")
+    ways = draw(WAYS)
+    policies = REPLACEMENTS if ways & (ways - 1) == 0 else tuple(p for p in REPLACEMENTS if p != "plru")
     return Cache(
         name=name,
         sets=draw(SETS),
-        ways=draw(WAYS),
+        ways=ways,
         latency=draw(st.integers(1, 12)) * (level + 1),
-        replacement=draw(st.sampled_from(REPLACEMENTS)),
+        replacement=draw(st.sampled_from(policies)),
         rrpv_bits=draw(st.integers(1, 3)),
         write=draw(st.sampled_from(("back", "back", "through"))),
         write_allocate=draw(st.booleans() | st.just(True)),
@@ -83,7 +86,7 @@ def access_events(draw, machine: Machine, max_events: int = 60) -> Events:
     n = draw(st.integers(0, max_events))
     pool = draw(st.integers(1, 24))  # distinct lines in play
     base_line = draw(st.sampled_from((0, 0, 0, 1000, 2**34 // ls)))
-    sizes = st.sampled_from((1, 1, 2, 4, 4, 8, 8, ls - 1, ls, ls + 1, 2 * ls, 2 * ls + 3)) | st.integers(1, 3 * ls)
+    sizes = st.sampled_from((0, 1, 1, 2, 4, 4, 8, 8, ls - 1, ls, ls + 1, 2 * ls, 2 * ls + 3)) | st.integers(1, 3 * ls)
     ev = Events.empty(n)
     ev.obj[:] = NO_OBJECT
     for i in range(n):

@@ -78,7 +78,7 @@ def long_trace(machine: Machine, n: int, lines: int, seed: int) -> Events:
     ev.op[:] = rng.choice([OP_READ, OP_READ, OP_WRITE, OP_RMW, OP_IFETCH], n)
     ev.core[:] = rng.integers(0, machine.cores, n)
     ev.addr[:] = rng.integers(0, lines, n) * ls + rng.integers(0, ls, n)
-    ev.size[:] = rng.choice([1, 4, 8, ls, 2 * ls], n)
+    ev.size[:] = rng.choice([0, 1, 4, 8, ls, 2 * ls], n)
     return ev
 
 

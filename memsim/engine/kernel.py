@@ -540,6 +540,8 @@ def replay_chunk(op, core, size, addr, cfg, path, core_cfg, links, slots, rrpv, 
             top_latency = _cfg(cfg, top, F_LATENCY)
         first = addr[e] >> line_shift
         last = (addr[e] + size[e] - 1) >> line_shift
+        if size[e] == 0:
+            last = first - 1  # touches no line, wherever it points
         cost = 0
         for line in range(first, last + 1):
             if top_ordered and not is_write and top_mask >= 0:

@@ -83,7 +83,42 @@ class CacheState:
     rng: np.ndarray  # uint64 per instance: SplitMix64 state
 
 
+def check_structure(machine: Machine) -> None:
+    """Raise ValueError unless the machine has the shape docs/engine.md requires.
+
+    Machine files are checked with positions by ``formats.machine_file``; this guards machines
+    built in code (tests, benchmarks, sweeps), which would otherwise replay something undefined.
+    """
+    problems = []
+    unified_seen = False
+    above_shared_by = 1
+    for lvl, level in enumerate(machine.levels):
+        serves = tuple(c.serves for c in level)
+        if serves == ("all",):
+            unified_seen = True
+        elif serves != ("instructions", "data") or unified_seen:
+            problems.append(f"level {lvl + 1} serves {serves}: a level is one cache serving all, or "
+                            "(instructions, data) above every unified level")
+        if len({c.shared_by for c in level}) != 1:
+            problems.append(f"level {lvl + 1}: both halves of a split level need the same shared_by")
+        for c in level:
+            if c.sets < 1 or c.ways < 1 or c.shared_by < 1 or machine.cores % c.shared_by:
+                problems.append(f"{c.name}: sets, ways and shared_by must be >= 1, shared_by divide cores")
+            elif c.shared_by % above_shared_by:
+                problems.append(f"{c.name}: shared_by {c.shared_by} is not a multiple of the level above")
+            if c.replacement == "plru" and c.ways & (c.ways - 1):
+                problems.append(f"{c.name}: plru needs a power-of-two way count, not {c.ways}")
+            if lvl == 0 and c.inclusion == "exclusive":
+                problems.append(f"{c.name}: the first level cannot be exclusive")
+        above_shared_by = max(c.shared_by for c in level)
+    if machine.line_size < 1 or machine.line_size & (machine.line_size - 1):
+        problems.append(f"line_size {machine.line_size} is not a power of two")
+    if problems:
+        raise ValueError(f"machine {machine.name!r} is malformed: " + "; ".join(problems))
+
+
 def build(machine: Machine) -> Hierarchy:
+    check_structure(machine)
     specs = machine.caches
     spec_level = [lvl for lvl, level in enumerate(machine.levels) for _ in level]
     instances: list[Instance] = []
