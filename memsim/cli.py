@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from memsim.errors import EXIT_USER_ERROR, UserError
+from memsim.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, UserError
 
 CHUNK_EVENTS = 1 << 20
 
@@ -90,16 +90,15 @@ def run(trace: Path, machine: str | None, json_target: str | None, quiet: bool) 
     if json_target:
         write_text(json_target, jsondoc.dumps(jsondoc.run_document(result)))
     if partial:
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
 
 
 @main.command()
 @json_option
 def machines(json_target: str | None) -> None:
     """List the machine presets, with where their numbers come from."""
-    from rich.table import Table
-
     from memsim.formats.machine_file import DEFAULT_MACHINE, load_preset, machine_to_dict, preset_names
+    from memsim.report import terminal
     from memsim.report.jsondoc import dumps
     from memsim.report.output import write_text
 
@@ -108,18 +107,7 @@ def machines(json_target: str | None) -> None:
         write_text(json_target, dumps({"default": DEFAULT_MACHINE, "machines": [machine_to_dict(m) for m in presets]}))
         if json_target == "-":
             return
-    table = Table(title=f"Machine presets (default: {DEFAULT_MACHINE})", title_justify="left", show_lines=True)
-    for header in ("name", "cores", "line", "caches", "memory", "source"):
-        table.add_column(header, overflow="fold")
-    for m in presets:
-        caches = "\n".join(
-            f"{c.name}: {_size(c.size(m.line_size))} {c.ways}-way, {c.latency} cy, "
-            + ("private" if c.shared_by == 1 else "shared" if c.shared_by == m.cores else f"shared by {c.shared_by}")
-            + ("" if c.inclusion == "nine" else f", {c.inclusion}")
-            for c in m.caches
-        )
-        table.add_row(m.name, str(m.cores), f"{m.line_size} B", caches, f"{m.memory_latency} cy", m.source)
-    report_console().print(table)
+    terminal.print_machines(presets, DEFAULT_MACHINE, report_console())
 
 
 def report_console(stderr: bool = False):
@@ -130,9 +118,3 @@ def report_console(stderr: bool = False):
     stream = sys.stderr if stderr else sys.stdout
     return Console(file=stream, highlight=False, width=None if stream.isatty() else 120)
 
-
-def _size(n: int) -> str:
-    for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= scale and n % (scale // 4) == 0:
-            return f"{n / scale:g} {unit}"
-    return f"{n} B"

@@ -1,9 +1,8 @@
 """User-facing errors and exit codes (one place, so every command agrees)."""
 from __future__ import annotations
 
-EXIT_OK = 0
-EXIT_BAD_ANSWER = 1  # e.g. a `check` regression
 EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130  # Ctrl-C: the report so far is printed, marked partial
 
 
 class UserError(Exception):

@@ -32,6 +32,7 @@ def test_presets_build(name):
         (((Cache("L1", 2, 2, 1, shared_by=2),), (Cache("L2", 2, 2, 1),)), {}, "multiple"),
         (((Cache("L1", 2, 2, 1, shared_by=3),),), {}, "divide"),
         (((Cache("L1", 2, 3, 1, replacement="plru"),),), {}, "power-of-two way"),
+        (((Cache("L1", 1, 128, 1, replacement="plru"),),), {}, "up to 64"),
         (((Cache("L1", 2, 2, 1, inclusion="exclusive"),),), {}, "first level"),
         (((Cache("L1", 2, 2, 1),),), {"line_size": 48}, "line_size"),
     ],

@@ -102,23 +102,6 @@ def _prefetch(typingctx, array, index):
 
 
 @intrinsic
-def _move(typingctx, array, destination, source, count):
-    """``array[destination:destination+count] = array[source:source+count]`` for overlapping
-    ranges, as one memmove: Numba's own loop pays for negative-index handling on every word."""
-
-    def codegen(context, builder, signature, args):
-        ary = context.make_array(array)(context, builder, args[0])
-        item = context.get_abi_sizeof(context.get_data_type(array.dtype))
-        to = cgutils.get_item_pointer(context, builder, array, ary, [args[1]], wraparound=False)
-        start = cgutils.get_item_pointer(context, builder, array, ary, [args[2]], wraparound=False)
-        nbytes = builder.mul(args[3], ir.Constant(args[3].type, item))
-        cgutils.raw_memmove(builder, to, start, nbytes, 1)
-        return context.get_dummy_value()
-
-    return types.void(array, destination, source, count), codegen
-
-
-@intrinsic
 def _word(typingctx, array, index):
     """``array[index]`` for an index known to be in range and not negative (no wraparound code:
     this is the innermost loop of every lookup)."""

@@ -106,8 +106,8 @@ def check_structure(machine: Machine) -> None:
                 problems.append(f"{c.name}: sets, ways and shared_by must be >= 1, shared_by divide cores")
             elif c.shared_by % above_shared_by:
                 problems.append(f"{c.name}: shared_by {c.shared_by} is not a multiple of the level above")
-            if c.replacement == "plru" and c.ways & (c.ways - 1):
-                problems.append(f"{c.name}: plru needs a power-of-two way count, not {c.ways}")
+            if c.replacement == "plru" and (c.ways & (c.ways - 1) or c.ways > 64):
+                problems.append(f"{c.name}: plru needs a power-of-two way count up to 64, not {c.ways}")
             if lvl == 0 and c.inclusion == "exclusive":
                 problems.append(f"{c.name}: the first level cannot be exclusive")
         above_shared_by = max(c.shared_by for c in level)

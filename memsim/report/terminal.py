@@ -4,6 +4,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from memsim.machine import Machine
 from memsim.report.results import RunResult, rate
 
 
@@ -73,3 +74,25 @@ def print_run(result: RunResult, console: Console) -> None:
         f"Coherence (write-invalidate): [bold]{_n(result.coherence['invalidations'])}[/] invalidations"
         f"   Memory: {_n(result.memory['reads'])} line reads, {_n(result.memory['writes'])} line writes"
     )
+
+
+def print_machines(presets: list[Machine], default: str, console: Console) -> None:
+    table = Table(title=f"Machine presets (default: {default})", title_justify="left", show_lines=True)
+    for header in ("name", "cores", "line", "caches", "memory", "source"):
+        table.add_column(header, overflow="fold")
+    for m in presets:
+        caches = "\n".join(
+            f"{c.name}: {_bytes(c.size(m.line_size))} {c.ways}-way, {c.latency} cy, "
+            + ("private" if c.shared_by == 1 else "shared" if c.shared_by == m.cores else f"shared by {c.shared_by}")
+            + ("" if c.inclusion == "nine" else f", {c.inclusion}")
+            for c in m.caches
+        )
+        table.add_row(m.name, str(m.cores), f"{m.line_size} B", caches, f"{m.memory_latency} cy", m.source)
+    console.print(table)
+
+
+def _bytes(n: int) -> str:
+    for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale and n % (scale // 4) == 0:
+            return f"{n / scale:g} {unit}"
+    return f"{n} B"

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import numpy as np
 
 OP_READ, OP_WRITE, OP_RMW, OP_IFETCH, OP_ALLOC, OP_FREE, OP_GC = range(7)
-OP_NAMES = ("read", "write", "rmw", "ifetch", "alloc", "free", "gc")
 ACCESS_OPS = {"read": OP_READ, "write": OP_WRITE, "rmw": OP_RMW, "ifetch": OP_IFETCH}
 
 FLAG_POINTERS = 1  # alloc: the object holds pointers
@@ -51,12 +50,6 @@ class Events:
     @classmethod
     def empty(cls, n: int = 0) -> "Events":
         return cls(**{name: np.zeros(n, dtype) for name, dtype in COLUMNS.items()})
-
-    @classmethod
-    def concat(cls, parts: list["Events"]) -> "Events":
-        if not parts:
-            return cls.empty()
-        return cls(**{name: np.concatenate([getattr(p, name) for p in parts]) for name in COLUMNS})
 
     def take(self, index: np.ndarray) -> "Events":
         return Events(**{name: getattr(self, name)[index] for name in COLUMNS})
