@@ -110,6 +110,33 @@ def machines(json_target: str | None) -> None:
     terminal.print_machines(presets, DEFAULT_MACHINE, report_console())
 
 
+@main.command()
+@click.option("--go-version", "go_version", metavar="VERSION", default=None,
+              help="Go release whose layout rules to show, e.g. 1.21 (default: the newest known).")
+@json_option
+def sizeclasses(go_version: str | None, json_target: str | None) -> None:
+    """Print the Go allocator's size classes: slot sizes, span pages, objects per span, waste."""
+    from memsim.models.goalloc.sizeclasses import GENERATIONS, small_limit, table
+    from memsim.models.goversions import NEWEST, resolve_version
+    from memsim.report import terminal
+    from memsim.report.jsondoc import dumps, sizeclasses_document
+    from memsim.report.output import write_text
+
+    try:
+        version = resolve_version(go_version or NEWEST)
+    except ValueError as e:
+        raise UserError(str(e), "--go-version") from None
+    if version.warning:
+        click.echo(f"warning: {version.warning}", err=True)
+    rows = table(GENERATIONS[version.generation])
+    limit = small_limit(GENERATIONS[version.generation])
+    if json_target:
+        write_text(json_target, dumps(sizeclasses_document(version.version, version.generation, limit, rows)))
+        if json_target == "-":
+            return
+    terminal.print_sizeclasses(version.version, version.generation, limit, rows, report_console())
+
+
 def report_console(stderr: bool = False):
     """A rich console; when the output is not a terminal (a log, a pipe) it is 120 columns wide
     rather than rich's 80, so tables are not squeezed."""

@@ -168,7 +168,7 @@ def test_json_target_in_a_missing_folder_exits_2_and_leaves_nothing(tmp_path):
 
 
 def test_numba_cache_falls_back_when_the_package_folder_is_read_only(tmp_path, monkeypatch):
-    from memsim.engine import numba_cache
+    from memsim import numba_cache
 
     blocker = tmp_path / "file"
     blocker.write_text("")

@@ -6,16 +6,20 @@ from typing import Callable, Iterable
 import numpy as np
 
 from memsim.engine.counters import C_ACCESSES, C_HITS, C_MISSES, Counters
-from memsim.engine.numba_cache import ensure_cache_dir
 from memsim.machine import Machine
+from memsim.models.goalloc.model import AllocatorError, GoAllocator
 from memsim.models.hierarchy import Hierarchy, build
 from memsim.trace.events import Events
 
 
 class Replay:
-    """The state of one replay: feed it chunks of events, read its counters at any time."""
+    """The state of one replay: feed it chunks of events, read its counters at any time.
 
-    def __init__(self, machine: Machine):
+    With an allocator, each chunk first goes through it (objects get their addresses, accesses to
+    objects their absolute addresses), then through the cache hierarchy."""
+
+    def __init__(self, machine: Machine, allocator: GoAllocator | None = None):
+        self.allocator = allocator
         self.hierarchy: Hierarchy = build(machine)
         self.state = self.hierarchy.new_state()
         self.counters = Counters.zeros(len(self.hierarchy.instances), machine.cores, len(machine.caches))
@@ -24,13 +28,19 @@ class Replay:
         self._chain = np.zeros((len(machine.levels) + 1, 5), np.int64)
 
     def feed(self, events: Events) -> None:
-        ensure_cache_dir()
         from memsim.engine.kernel import replay_chunk  # numba loads only when a replay runs
 
+        addr = events.addr
+        if self.allocator is not None:
+            try:
+                addr = self.allocator.place(events)
+            except AllocatorError as e:
+                e.event += self.events  # the index in the whole trace
+                raise
         h, s, k = self.hierarchy, self.state, self.counters
         replay_chunk(
             np.ascontiguousarray(events.op), np.ascontiguousarray(events.core),
-            np.ascontiguousarray(events.size), np.ascontiguousarray(events.addr),
+            np.ascontiguousarray(events.size), np.ascontiguousarray(addr),
             h.config.ravel(), h.path, h.core_config, h.links, s.slots, s.rrpv, s.plru, s.rng,
             k.cache, k.core_level, k.memory, k.coherence, k.core,
             self._chain, self._line_shift, h.machine.memory_latency,

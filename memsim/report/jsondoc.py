@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
-from memsim.report.results import SCHEMA_VERSION, RunResult, rate
+from memsim.models.goalloc.sizeclasses import PAGE_SIZE, ClassRow
+from memsim.report.results import SCHEMA_VERSION, AllocatorResult, RunResult, rate
 
 INSTANCE_KEYS = ("accesses", "hits", "misses", "evictions", "writebacks", "writebacks_in", "fills", "back_invalidations")
 
@@ -44,8 +46,35 @@ def run_document(result: RunResult) -> dict:
         ],
         "memory": dict(result.memory),
         "coherence": dict(result.coherence),
+        "allocator": allocator_section(result.allocator),
     }
+
+
+def allocator_section(allocator: AllocatorResult | None) -> dict:
+    if allocator is None:
+        return {"model": "none"}
+    stats = asdict(allocator.stats)
+    return {"model": allocator.model, "version": allocator.version, "generation": allocator.generation, **stats}
 
 
 def dumps(document: dict) -> str:
     return json.dumps(document, indent=2) + "\n"
+
+
+def sizeclasses_document(version: str, generation: str, small_limit: int, rows: list[ClassRow]) -> dict:
+    return {
+        "memsim": SCHEMA_VERSION,
+        "go_version": version,
+        "generation": generation,
+        "page_size": PAGE_SIZE,
+        "small_limit": small_limit,
+        "size_classes": [
+            {
+                "size_class": r.size_class, "slot_size": r.size, "pages": r.pages, "span_bytes": r.span_bytes,
+                "objects_noscan": r.objects_noscan, "objects_scan": r.objects_scan,
+                "tail_waste_noscan": r.tail_waste(False), "tail_waste_scan": r.tail_waste(True),
+                "max_internal_waste": r.max_internal_waste,
+            }
+            for r in rows
+        ],
+    }

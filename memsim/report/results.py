@@ -15,6 +15,7 @@ from memsim.engine.counters import (
     M_WRITES,
     Counters,
 )
+from memsim.models.goalloc.model import AllocatorStats
 from memsim.models.hierarchy import Hierarchy
 
 SCHEMA_VERSION = 1
@@ -70,6 +71,14 @@ class CoreResult:
 
 
 @dataclass(frozen=True)
+class AllocatorResult:
+    model: str  # "go"
+    version: str  # the Go release whose rules ran, e.g. "1.27"
+    generation: str  # classic, headers or greentea (docs/allocator.md)
+    stats: AllocatorStats
+
+
+@dataclass(frozen=True)
 class RunResult:
     trace: TraceInfo
     machine: dict
@@ -78,6 +87,7 @@ class RunResult:
     cores: tuple[CoreResult, ...]
     memory: dict[str, int]
     coherence: dict[str, int]
+    allocator: AllocatorResult | None = None  # None: raw addresses only
 
     @property
     def accesses(self) -> int:
@@ -88,7 +98,8 @@ class RunResult:
         return round(1000 * count / self.accesses, 6) if self.accesses else 0.0
 
 
-def build_result(hierarchy: Hierarchy, counters: Counters, trace: TraceInfo, machine: dict, partial: bool) -> RunResult:
+def build_result(hierarchy: Hierarchy, counters: Counters, trace: TraceInfo, machine: dict, partial: bool,
+                 allocator: AllocatorResult | None = None) -> RunResult:
     specs = hierarchy.machine.caches
     levels = []
     for s, spec in enumerate(specs):
@@ -118,6 +129,7 @@ def build_result(hierarchy: Hierarchy, counters: Counters, trace: TraceInfo, mac
         cores=cores,
         memory={"reads": int(counters.memory[M_READS]), "writes": int(counters.memory[M_WRITES])},
         coherence={"invalidations": int(counters.coherence[H_INVALIDATIONS])},
+        allocator=allocator,
     )
 
 

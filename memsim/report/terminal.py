@@ -5,7 +5,8 @@ from rich.console import Console
 from rich.table import Table
 
 from memsim.machine import Machine
-from memsim.report.results import RunResult, rate
+from memsim.models.goalloc.sizeclasses import ClassRow
+from memsim.report.results import AllocatorResult, RunResult, rate
 
 
 def _n(value: int) -> str:
@@ -74,6 +75,38 @@ def print_run(result: RunResult, console: Console) -> None:
         f"Coherence (write-invalidate): [bold]{_n(result.coherence['invalidations'])}[/] invalidations"
         f"   Memory: {_n(result.memory['reads'])} line reads, {_n(result.memory['writes'])} line writes"
     )
+    if result.allocator is not None:
+        print_allocator(result.allocator, console)
+
+
+def print_allocator(allocator: AllocatorResult, console: Console) -> None:
+    st = allocator.stats
+    console.print(
+        f"[bold]Go allocator[/] ({allocator.version} rules, {allocator.generation} layout): "
+        f"{_n(st.mallocs)} mallocs, {_n(st.frees)} frees, {_n(st.heap_objects)} heap objects, "
+        f"{st.num_gc} GCs"
+    )
+    console.print(
+        f"heap: {_bytes(st.heap_alloc)} allocated ({_bytes(st.total_alloc)} in total), "
+        f"{_bytes(st.heap_inuse)} in use, {_bytes(st.heap_idle)} idle "
+        f"({_bytes(st.heap_released)} never used), {_bytes(st.heap_sys)} mapped"
+    )
+    total = sum(st.tiers.values())
+    console.print(
+        "requests served by: "
+        + ", ".join(f"{tier} {_n(count)} ({_pct(rate(count, total))})" for tier, count in st.tiers.items())
+    )
+    classes = Table(title="Size classes (live = allocated slots not yet swept; waste in live slots and spans)",
+                    title_justify="left")
+    for header in ("class", "slot", "allocs", "frees", "live", "live bytes", "internal waste", "tail waste"):
+        classes.add_column(header, justify="right")
+    for row in st.size_classes:
+        classes.add_row(
+            str(row.size_class) if row.size_class else "large", _n(row.slot_size) if row.size_class else "span",
+            _n(row.allocs), _n(row.frees), _n(row.live_objects), _bytes(row.live_bytes),
+            _bytes(row.internal_waste), _bytes(row.tail_waste),
+        )
+    console.print(classes)
 
 
 def print_machines(presets: list[Machine], default: str, console: Console) -> None:
@@ -92,7 +125,25 @@ def print_machines(presets: list[Machine], default: str, console: Console) -> No
 
 
 def _bytes(n: int) -> str:
-    for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= scale and n % (scale // 4) == 0:
-            return f"{n / scale:g} {unit}"
+    """Exact when it is a round number of KiB or MiB (cache sizes); otherwise two decimals."""
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:g} {unit}" if n % (scale // 4) == 0 else f"{n / scale:.2f} {unit}"
     return f"{n} B"
+
+
+def print_sizeclasses(version: str, generation: str, small_limit: int, rows: list[ClassRow], console: Console) -> None:
+    table = Table(
+        title=f"Go {version} size classes ({generation} layout; objects up to {_n(small_limit)} B are small, "
+              "larger ones get spans of their own)",
+        title_justify="left",
+    )
+    for header in ("class", "slot", "pages", "span", "objects noscan", "objects scan", "tail waste noscan",
+                   "tail waste scan", "max rounding"):
+        table.add_column(header, justify="right")
+    for r in rows:
+        table.add_row(
+            str(r.size_class), _n(r.size), str(r.pages), _bytes(r.span_bytes), _n(r.objects_noscan),
+            _n(r.objects_scan), f"{r.tail_waste(False)} B", f"{r.tail_waste(True)} B", f"{r.max_internal_waste} B",
+        )
+    console.print(table)

@@ -1,4 +1,4 @@
-"""Where Numba keeps compiled kernels, decided before Numba is first imported.
+"""Where Numba keeps compiled kernels, decided when memsim is imported, before Numba is.
 
 Numba caches next to the source when it can write there, else in the user's cache directory; when
 neither is writable, decorating a cached function fails at import. memsim checks first and, if
