@@ -114,7 +114,7 @@ def place_chunk(op, core, size, obj, addr, flags, start, out_addr, classes, size
                 return NEED_ROOM, e
             _allocate(core[e], size[e], flags[e] & FLAG_POINTERS == 0, k, classes, size_to_class, spans, free_ids,
                       slot_count, slot_used, pages, summary, touched, lists, mcache, procs, objects, stats, class_stats)
-            if stats[ST_GOGC] >= 0 and stats[ST_HEAP_ALLOC] >= stats[ST_GOAL]:
+            if stats[ST_GOGC] >= 0 and size[e] > 0 and stats[ST_HEAP_ALLOC] >= stats[ST_GOAL]:
                 _collect(spans, free_ids, slot_count, slot_used, pages, summary, lists, mcache, procs, stats, class_stats,
                          old_tails)
         elif o == OP_FREE:

@@ -12,6 +12,7 @@ from memsim.models.goalloc.sizeclasses import (
     GENERATIONS,
     N_CLASSES,
     N_SPAN_CLASSES,
+    PAGE_SHIFT,
     PAGE_SIZE,
     class_arrays,
     size_to_class_table,
@@ -38,6 +39,23 @@ class AllocatorError(Exception):
 
     def message(self, object_name: str) -> str:
         return ERRORS[self.kind].format(id=object_name)
+
+
+@dataclass(frozen=True)
+class Placements:
+    """Where each object went (struct of arrays indexed by object; docs/allocator.md). Objects of
+    size 0 have the zero-size address and zeros elsewhere; a large object's slot is its span."""
+
+    allocated: np.ndarray  # bool: the object was allocated (it may have been freed since)
+    addr: np.ndarray
+    size: np.ndarray
+    size_class: np.ndarray  # 0: large (or size 0)
+    pointers: np.ndarray  # bool: a scan object
+    slot_size: np.ndarray
+    slot_base: np.ndarray
+    span_base: np.ndarray
+    span_pages: np.ndarray
+    span_objects: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -129,6 +147,30 @@ class GoAllocator:
             self.pages = _grown(self.pages, size, k.FREE_PAGE)
             self.touched = _grown(self.touched, size, 0)
             self.summary = _grown(self.summary, size // k.CHUNK_PAGES, 0)
+
+    def placements(self) -> Placements:
+        ob = self.objects
+        state = ob[:, k.OB_STATE]
+        span_class = state >> 2
+        size_class = span_class >> 1
+        has_span = ob[:, k.OB_SLOT] >= 0
+        large = has_span & (size_class == 0)
+        span_base = np.where(has_span, k.HEAP_BASE + (ob[:, k.OB_SPAN_PAGE] << PAGE_SHIFT), 0)
+        large_pages = -(-ob[:, k.OB_SIZE] // PAGE_SIZE)
+        slot_size = np.where(large, large_pages * PAGE_SIZE, np.where(has_span, self.classes[span_class, 0], 0))
+        slot_index = np.where(has_span, (ob[:, k.OB_ADDR] - span_base) // np.maximum(slot_size, 1), 0)
+        return Placements(
+            allocated=state & 3 != k.NEVER,
+            addr=ob[:, k.OB_ADDR].copy(),
+            size=ob[:, k.OB_SIZE].copy(),
+            size_class=size_class,
+            pointers=has_span & (span_class & 1 == 0),
+            slot_size=slot_size,
+            slot_base=span_base + slot_index * slot_size,
+            span_base=span_base,
+            span_pages=np.where(large, large_pages, np.where(has_span, self.classes[span_class, 1], 0)),
+            span_objects=np.where(large, 1, np.where(has_span, self.classes[span_class, 2], 0)),
+        )
 
     def stats_result(self) -> AllocatorStats:
         s = self.stats
