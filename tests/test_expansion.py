@@ -1,6 +1,8 @@
-"""Expansion of trace programs: exact event lists, schedules, streams, and chunking invariance."""
+"""Expansion of trace programs: exact event lists, schedules, streams, and chunking invariance
+(with objects: allocs, frees and accesses whose ids carry the `{i}` pass counter)."""
 from __future__ import annotations
 
+import copy
 import tempfile
 from collections import defaultdict
 from pathlib import Path
@@ -12,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from memsim.formats.trace_file import load_trace
-from memsim.trace.events import ACCESS_OPS, COLUMNS, OP_READ, OP_RMW, OP_WRITE
+from memsim.trace.events import ACCESS_OPS, COLUMNS, FLAG_POINTERS, OP_ALLOC, OP_FREE, OP_GC, OP_READ, OP_RMW, OP_WRITE
 from memsim.trace.rng import splitmix64, splitmix64_scalar
 
 R, W, M = OP_READ, OP_WRITE, OP_RMW
@@ -26,6 +28,12 @@ def load(tmp_path: Path, text: str, **kw):
 
 def rows(events) -> list[tuple]:
     return list(zip(*[getattr(events, name).tolist() for name in COLUMNS]))
+
+
+def named_rows(trace, events) -> list[tuple]:
+    """``rows`` with each object index replaced by the object's id (as the reference names them)."""
+    obj = list(COLUMNS).index("obj")
+    return [r[:obj] + ((trace.object_name(r[obj]) if r[obj] >= 0 else -1),) + r[obj + 1 :] for r in rows(events)]
 
 
 def brief(events) -> list[tuple]:
@@ -44,12 +52,15 @@ def both(tmp_path, text):
 
 
 def reference(doc: dict) -> list[tuple]:
-    src = {}
+    """The event rows, objects named by their ids (`{i}` filled in)."""
+    src, sites = {}, []
 
     def number(events):  # sources are numbered in file order, an event before its children
         for ev in events:
             ((name, body),) = ev.items()
             src[id(ev)] = len(src)
+            if name == "alloc" and "site" in body and body["site"] not in sites:
+                sites.append(body["site"])
             if name == "repeat":
                 number(body["do"])
             if name == "parallel":
@@ -58,37 +69,51 @@ def reference(doc: dict) -> list[tuple]:
 
     number(doc["events"])
     drawn = defaultdict(int)  # per random event / random schedule: stream positions used so far
+    passes = defaultdict(int)  # per repeat / thread: passes made so far, over all its expansions
 
-    def expand(events, core):
+    def expand(events, core, counter):  # counter: the innermost repeat's pass number, the `{i}`
         out = []
         for ev in events:
             ((name, b),) = ev.items()
             c = b.get("core", core)
+            obj = b["obj"].replace("{i}", str(counter)) if "obj" in b else -1
+            start = b.get("offset", 0) if "obj" in b else b.get("addr")
 
             def row(op, addr):
-                return (op, c, b["size"], -1, addr, 0, -1, src[id(ev)])
+                return (op, c, b["size"], obj, addr, 0, -1, src[id(ev)])
 
             if name in ACCESS_OPS:
-                out.append(row(ACCESS_OPS[name], b["addr"]))
+                out.append(row(ACCESS_OPS[name], start))
             elif name == "sweep":
                 stride = b.get("stride", b["size"])
-                out += [row(ACCESS_OPS[b["op"]], b["addr"] + i * stride) for i in range(b["count"])]
+                out += [row(ACCESS_OPS[b["op"]], start + i * stride) for i in range(b["count"])]
             elif name == "random":
                 align = b.get("align", b["size"])
                 slots = (b["range"] - b["size"]) // align + 1
                 for _ in range(b["count"]):
                     u = splitmix64_scalar(b["seed"], drawn[id(ev)])
                     drawn[id(ev)] += 1
-                    out.append(row(ACCESS_OPS[b["op"]], b["addr"] + align * (u % slots)))
+                    out.append(row(ACCESS_OPS[b["op"]], start + align * (u % slots)))
+            elif name == "alloc":
+                flags = FLAG_POINTERS if b.get("pointers") else 0
+                site = sites.index(b["site"]) if "site" in b else -1
+                out.append((OP_ALLOC, c, b["size"], b["id"].replace("{i}", str(counter)), 0, flags, site, src[id(ev)]))
+            elif name == "free":
+                out.append((OP_FREE, 0, 0, b["id"].replace("{i}", str(counter)), 0, 0, -1, src[id(ev)]))
+            elif name == "gc":
+                out.append((OP_GC, 0, 0, -1, 0, 0, -1, src[id(ev)]))
             elif name == "repeat":
-                for _ in range(b["times"]):
-                    out += expand(b["do"], core)
+                out += repeated(ev, b["times"], b["do"], core)
             elif name == "parallel":
-                lists = []
-                for th in b["threads"]:
-                    passes = [expand(th["do"], th.get("core", core)) for _ in range(th.get("repeat", 1))]
-                    lists.append([e for p in passes for e in p])
+                lists = [repeated(th, th.get("repeat", 1), th["do"], th.get("core", core)) for th in b["threads"]]
                 out += schedule(lists, b.get("schedule", "round-robin"), b.get("chunk", 1), b.get("seed"), id(ev))
+        return out
+
+    def repeated(key, times, events, core):
+        out = []
+        for _ in range(times):
+            out += expand(events, core, passes[id(key)])
+            passes[id(key)] += 1
         return out
 
     def schedule(lists, kind, chunk, seed, key):
@@ -109,7 +134,7 @@ def reference(doc: dict) -> list[tuple]:
             live = [t for t in live if taken[t] < len(lists[t])]
         return out
 
-    return expand(doc["events"], None)
+    return expand(doc["events"], None, 0)
 
 
 # -- exact small cases --------------------------------------------------------------------------
@@ -294,8 +319,7 @@ def event(draw, depth: int, in_thread: bool):
             body["align"] = draw(st.integers(1, 32))
         return {"random": body}
     if kind == "repeat":
-        do = draw(st.lists(event(depth - 1, in_thread), min_size=1, max_size=3))
-        return {"repeat": {"times": draw(st.integers(0, 3)), "do": do}}
+        return {"repeat": {"times": draw(st.integers(0, 3)), "do": draw(event_list(depth - 1, in_thread))}}
     body = {"schedule": draw(st.sampled_from(["round-robin", "chunk", "random"]))}
     if body["schedule"] == "chunk":
         body["chunk"] = draw(st.integers(1, 4))
@@ -303,7 +327,7 @@ def event(draw, depth: int, in_thread: bool):
         body["seed"] = draw(st.integers(0, 2**64 - 1))
     threads = []
     for _ in range(draw(st.integers(1, 4))):
-        thread = {"core": draw(st.integers(0, 3)), "do": draw(st.lists(event(depth - 1, True), min_size=1, max_size=3))}
+        thread = {"core": draw(st.integers(0, 3)), "do": draw(event_list(depth - 1, True))}
         if draw(st.booleans()):
             thread["repeat"] = draw(st.integers(0, 3))
         threads.append(thread)
@@ -311,7 +335,78 @@ def event(draw, depth: int, in_thread: bool):
     return {"parallel": body}
 
 
-programs = st.lists(event(3, False), min_size=1, max_size=4).map(lambda evs: {"memsim": 1, "events": evs})
+@st.composite
+def object_block(draw, in_thread: bool):
+    """An alloc and accesses to its object (the id's `{i}` is the pass counter they share, being
+    siblings), maybe a free and a gc. The id "@" is named by ``name_objects``."""
+
+    def core():
+        return {} if in_thread and draw(st.booleans()) else {"core": draw(st.integers(0, 3))}
+
+    size = draw(st.integers(64, 256))
+    alloc = {**core(), "id": "@", "size": size}
+    if draw(st.booleans()):
+        alloc["pointers"] = True
+    if draw(st.booleans()):
+        alloc["site"] = draw(st.sampled_from(["a.go:1", "b.go:2"]))
+    block = [{"alloc": alloc}]
+    for _ in range(draw(st.integers(0, 3))):
+        kind, n = draw(st.sampled_from(["access", "sweep", "random"])), draw(st.integers(1, 8))
+        body = {**core(), "obj": "@", "size": n}
+        if kind == "access":
+            body["offset"] = draw(st.integers(0, size - n))
+            block.append({draw(st.sampled_from(OPS)): body})
+            continue
+        body |= {"op": draw(st.sampled_from(OPS)), "count": draw(st.integers(0, 4))}
+        if kind == "sweep":  # |stride| <= 8 and count <= 4: the accesses span at most 24 + 8 < 64 bytes
+            body["stride"] = draw(st.integers(-8, 8))
+            last = max(body["count"] - 1, 0) * body["stride"]
+            body["offset"] = draw(st.integers(-min(0, last), size - n - max(0, last)))
+        else:
+            body["offset"] = draw(st.integers(0, size - n))
+            body["range"] = draw(st.integers(n, size - body["offset"]))
+            body["seed"] = draw(st.integers(0, 2**64 - 1))
+        block.append({kind: body})
+    if draw(st.booleans()):
+        block.append({"free": {"id": "@"}})
+    if draw(st.booleans()):
+        block.append({"gc": {}})
+    return block
+
+
+def event_list(depth: int, in_thread: bool, max_size: int = 3):
+    blocks = st.one_of(event(depth, in_thread).map(lambda e: [e]), object_block(in_thread))
+    return st.lists(blocks, min_size=1, max_size=max_size).map(lambda bs: [e for b in bs for e in b])
+
+
+def name_objects(doc: dict) -> dict:
+    """Give every object block's alloc a unique id with `{i}`, and its accesses and free the same."""
+    count = 0
+
+    def walk(events):
+        nonlocal count
+        current = None
+        for ev in events:
+            ((name, body),) = ev.items()
+            if name == "alloc":
+                current, count = f"o{count}_{{i}}", count + 1
+                body["id"] = current
+            for key in ("obj", "id"):
+                if body.get(key) == "@":
+                    body[key] = current
+            if name == "repeat":
+                walk(body["do"])
+            if name == "parallel":
+                for thread in body["threads"]:
+                    walk(thread["do"])
+
+    walk(doc["events"])
+    return doc
+
+
+programs = event_list(3, False, max_size=4).map(
+    lambda evs: name_objects({"memsim": 1, "allocator": "go", "events": copy.deepcopy(evs)})
+)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -326,13 +421,13 @@ def test_chunks_match_reference(doc, limit, data):
         for size in (1, 7, 64, max(len(want), 1)):
             parts = list(trace.chunks(size))
             assert all(len(p) == size for p in parts[:-1])
-            got = [r for p in parts for r in rows(p)]
+            got = [r for p in parts for r in named_rows(trace, p)]
             assert got == want, size
         if want:  # any sorted subset, asked for out of order (the random schedule's cursor rewinds)
             subset = np.array(sorted(data.draw(st.sets(st.integers(0, len(want) - 1), min_size=1))), np.int64)
             for piece in reversed(np.array_split(subset, 3)):
                 if len(piece):
-                    assert rows(trace.root.events_at(piece)) == [want[i] for i in piece]
+                    assert named_rows(trace, trace.root.events_at(piece)) == [want[i] for i in piece]
 
 
 # -- SplitMix64 --------------------------------------------------------------------------------

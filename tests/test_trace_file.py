@@ -7,6 +7,7 @@ import pytest
 
 from memsim.errors import UserError
 from memsim.formats.trace_file import load_trace
+from memsim.trace.program import AllocatorSpec
 
 OK_EVENT = "  - read: {core: 0, addr: 0, size: 8}\n"
 
@@ -24,7 +25,8 @@ def test_metadata(tmp_path):
     assert trace.name == "my-trace"  # default: the file stem
     assert trace.machine_spec == "example-4c" and trace.machine_where == f"{path}:2:10"
     assert trace.base_dir == tmp_path
-    assert trace.allocator == "none"  # absent means none (for now)
+    assert trace.allocator == AllocatorSpec("none")  # absent means none
+    assert (trace.n_objects, trace.allocations, trace.sites) == (0, [], [])
     assert trace.sha256 == hashlib.sha256(text.encode()).hexdigest()
     assert trace.n_events == 1 and trace.sources == [f"{path}:4:5"]
     assert trace.core_uses == [(0, f"{path}:4:18")]
@@ -34,9 +36,9 @@ def test_metadata(tmp_path):
 def test_name_allocator_and_inline_machine(tmp_path):
     text = "memsim: 1\nname: counters\nallocator: {model: none}\nmachine: {cores: 2}\nevents:\n" + OK_EVENT
     trace = load_trace(write(tmp_path, text))
-    assert (trace.name, trace.allocator, trace.machine_spec) == ("counters", "none", {"cores": 2})
+    assert (trace.name, trace.allocator, trace.machine_spec) == ("counters", AllocatorSpec("none"), {"cores": 2})
     trace = load_trace(write(tmp_path, "memsim: 1\nallocator: none\nevents:\n" + OK_EVENT))
-    assert (trace.allocator, trace.machine_spec, trace.machine_where) == ("none", None, None)
+    assert (trace.allocator, trace.machine_spec, trace.machine_where) == (AllocatorSpec("none"), None, None)
 
 
 def test_sizes_addresses_and_strides_accept_units(tmp_path):
@@ -99,6 +101,11 @@ ERRORS = [
     ("memsim: 1\nevents:\n  - read: {core: 0, addr: 0, szie: 8}\n", "3:30",
      "unknown key 'events[0].read.szie' (did you mean 'size'?); allowed: core, addr, size, obj, offset"),
     ("memsim: 1\nevents:\n  - read: {core: 0, addr: 0}\n", "3:11", "missing key 'events[0].read.size'"),
+    ("memsim: 1\nevents:\n  - read: {core: 0, size: 8}\n", "3:11",
+     "missing key 'events[0].read.addr' (or 'obj', to access an object)"),
+    ("memsim: 1\nevents:\n  - sweep: {core: 0, op: read, addr: 0, offset: 0, count: 1, size: 8}\n", "3:41",
+     "'events[0].sweep.offset' applies only with 'events[0].sweep.obj' (an offset inside an object); a raw address "
+     "goes in 'addr'"),
     ("memsim: 1\nevents:\n  - read: {addr: 0, size: 1}\n", "3:11",
      "missing key 'events[0].read.core' (only what is inside a parallel thread may omit it and take the thread's "
      "core)"),
@@ -113,21 +120,7 @@ ERRORS = [
      "events[0].read.addr must be at least 0, found -8"),
     ("memsim: 1\nevents:\n  - read: {core: 0, addr: 9223372036854775800, size: 8}\n", "3:54",
      "events[0].read reaches past the largest address 2^63-1 (it ends at 9223372036854775808)"),
-    # not yet supported: recognised, and rejected with what brings them
-    ("memsim: 1\nevents:\n  - alloc: {id: x, size: 8, core: 0}\n", "3:5",
-     "'alloc' events are not supported by this version of memsim: they arrive with the Go allocator model; "
-     "this version supports read, write, rmw, ifetch, sweep, random, repeat and parallel with raw addresses"),
-    ("memsim: 1\nevents:\n  - free: {id: x}\n", "3:5", "'free' events are not supported"),
-    ("memsim: 1\nevents:\n  - gc: {}\n", "3:5", "'gc' events are not supported"),
-    ("memsim: 1\nevents:\n  - read: {core: 0, obj: x, offset: 0, size: 8}\n", "3:21",
-     "'events[0].read.obj' is not supported by this version of memsim: object-relative addresses ('obj', 'offset') "
-     "arrive with the Go allocator model; give a raw 'addr'"),
-    ("memsim: 1\nevents:\n  - sweep: {core: 0, op: read, addr: 0, offset: 0, count: 1, size: 8}\n", "3:41",
-     "'events[0].sweep.offset' is not supported"),
-    ("memsim: 1\nallocator: go\nevents:\n  - alloc: {id: x, size: 8, core: 0}\n", "2:12",
-     "allocator 'go' is not supported by this version of memsim: it arrives with the Go allocator model; "
-     "use 'allocator: none' with raw addresses"),
-    ("memsim: 1\nallocator: {model: go, gogc: 100}\nevents:\n" + OK_EVENT, "2:20", "allocator 'go' is not supported"),
+    # allocator (the Go allocator's own errors are in test_trace_alloc.py)
     ("memsim: 1\nallocator: {model: none, gogc: 100}\nevents:\n" + OK_EVENT, "2:26",
      "allocator.gogc applies only to the go model"),
     ("memsim: 1\nallocator: jemalloc\nevents:\n" + OK_EVENT, "2:12",

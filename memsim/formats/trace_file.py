@@ -6,22 +6,36 @@ the key path, what was found and what is allowed.
 from __future__ import annotations
 
 import hashlib
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from memsim.errors import UserError
 from memsim.formats import yamlpos as y
-from memsim.trace.events import ACCESS_OPS, MAX_ADDRESS
+from memsim.models.goversions import NEWEST, resolve_version
+from memsim.trace.events import (
+    ACCESS_OPS,
+    FLAG_POINTERS,
+    MAX_ADDRESS,
+    MAX_OBJECT_SIZE,
+    OP_ALLOC,
+    OP_FREE,
+    OP_GC,
+)
 from memsim.trace.program import (
     SCHEDULES,
     TABLE_LIMIT,
-    Access,
+    Allocation,
+    AllocatorSpec,
     Node,
     Parallel,
     Random,
     Repeat,
     Sequence,
+    Single,
     Sweep,
+    Target,
     Trace,
     compact,
 )
@@ -30,11 +44,14 @@ from memsim.trace.rng import MAX_SEED
 FORMAT_VERSION = 1
 MAX_EVENTS = 2**62  # global indices (and index + 1) must stay inside int64
 MAX_CORE = 2**31 - 1
+MAX_GOGC = 2**31 - 1  # Go reads GOGC into an int32
+CLASH_SEARCH_LIMIT = 10**6  # two id templates are compared name by name up to this many names
 
 TOP_KEYS = ("memsim", "name", "machine", "allocator", "events", "events_file")
 EVENTS = ("read", "write", "rmw", "ifetch", "sweep", "random", "repeat", "parallel", "alloc", "free", "gc")
-ADDR_KEYS = ("obj", "offset")  # object-relative addressing: Go allocator work
-LATER = "not supported by this version of memsim"
+OBJECT_EVENTS = ("alloc", "free", "gc")  # these need the Go allocator
+ADDR_KEYS = ("obj", "offset")  # an addressed event gives either `addr`, or `obj` and `offset`
+MODELS = ("none", "go")
 
 
 def load_trace(path: str | Path, display: str | None = None, table_limit: int = TABLE_LIMIT) -> Trace:
@@ -50,8 +67,8 @@ def load_trace(path: str | Path, display: str | None = None, table_limit: int = 
     _check_version(doc)
     if "events_file" in doc:
         raise UserError(
-            f"'events_file' is {LATER}: binary traces arrive with the binary trace format; "
-            "list the events under 'events:'",
+            "'events_file' is not supported by this version of memsim: binary traces arrive with the binary "
+            "trace format; list the events under 'events:'",
             str(doc.key_marks["events_file"]),
         )
     if "events" not in doc and ("levels" in doc or "cores" in doc):
@@ -60,9 +77,10 @@ def load_trace(path: str | Path, display: str | None = None, table_limit: int = 
 
     name = y.field(doc, "name", "", y.as_str, default=path.stem)
     allocator = _allocator(doc)
-    parser = _Parser()
+    parser = _Parser(allocator.model, y.where(doc, "allocator") if "allocator" in doc else None)
     root = parser.events(doc, "events", "events", None)
     _check_count(root, "the trace", y.where(doc, "events"))
+    allocations = parser.objects.resolve()
     return Trace(
         name=name,
         root=compact(root, table_limit),
@@ -74,6 +92,8 @@ def load_trace(path: str | Path, display: str | None = None, table_limit: int = 
         sha256=sha,
         sources=parser.sources,
         core_uses=parser.core_uses,
+        allocations=allocations,
+        sites=list(parser.objects.sites),
     )
 
 
@@ -89,27 +109,38 @@ def _check_version(doc: y.YMap) -> None:
         )
 
 
-def _allocator(doc: y.YMap) -> str:
-    """Absent means `none` for now (only raw-address traces exist yet)."""
+def _allocator(doc: y.YMap) -> AllocatorSpec:
+    """`none`, `go`, or `{model, version, gogc}`; absent means none (raw addresses only)."""
     if "allocator" not in doc:
-        return "none"
+        return AllocatorSpec()
     value, at = doc["allocator"], y.where(doc, "allocator")
     if isinstance(value, dict):
         y.check_keys(value, "allocator", ("model", "version", "gogc"), required=("model",))
-        model = y.as_choice(value["model"], "allocator.model", y.where(value, "model"), ("none", "go"))
-        at = y.where(value, "model")
+        model = y.as_choice(value["model"], "allocator.model", y.where(value, "model"), MODELS)
     else:
-        model = y.as_choice(value, "allocator", at, ("none", "go"))
-    if model == "go":
-        raise UserError(
-            f"allocator 'go' is {LATER}: it arrives with the Go allocator model; use 'allocator: none' "
-            "with raw addresses",
-            at,
-        )
-    if isinstance(value, dict) and len(value) > 1:
-        extra = next(k for k in value if k != "model")
-        raise UserError(f"allocator.{extra} applies only to the go model", str(value.key_marks[extra]))
-    return model
+        model, value = y.as_choice(value, "allocator", at, MODELS), {}
+    if model == "none":
+        if len(value) > 1:
+            extra = next(k for k in value if k != "model")
+            raise UserError(f"allocator.{extra} applies only to the go model", str(value.key_marks[extra]))
+        return AllocatorSpec()
+    version_at = y.where(value, "version")
+    try:
+        go = resolve_version(value.get("version", NEWEST))
+    except ValueError as e:
+        raise UserError(str(e), version_at) from None
+    gogc = y.field(value, "gogc", "allocator", _as_gogc, default=None)
+    warning = f"{version_at}: {go.warning}" if go.warning else None
+    return AllocatorSpec("go", go.version, go.generation, gogc, warning)
+
+
+def _as_gogc(value: Any, what: str, at: str | None) -> int | None:
+    """GOGC: a percentage >= 1, or off (None). YAML reads a bare `off` as false."""
+    if value is False or value == "off":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UserError(f"{what} must be an integer percentage (at least 1) or off, found {y.type_name(value)}", at)
+    return y.as_int(value, what, at, minimum=1, maximum=MAX_GOGC)
 
 
 def _check_count(node: Node, what: str, at: str | None) -> None:
@@ -134,9 +165,12 @@ def _as_stride(value: Any, what: str, at: str | None) -> int:
 
 
 class _Parser:
-    def __init__(self) -> None:
+    def __init__(self, model: str, allocator_at: str | None) -> None:
+        self.model, self.allocator_at = model, allocator_at
         self.sources: list[str] = []
         self.core_uses: list[tuple[int, str]] = []
+        self.objects = _Objects()
+        self.passes = 1  # how many times the event being parsed runs: the product of its enclosing repeats' times
 
     def events(self, parent: y.YMap, key: str, path: str, core: int | None) -> Sequence:
         """The non-empty event list ``parent[key]``."""
@@ -146,6 +180,14 @@ class _Parser:
         if not items:
             raise UserError(f"{path} must list at least one event", at)
         return Sequence([self.event(items, i, f"{path}[{i}]", core) for i in range(len(items))])
+
+    def repeated(self, times: int, parent: y.YMap, key: str, path: str, core: int | None) -> Repeat:
+        """``parent[key]``, an event list run ``times`` times."""
+        outer = self.passes
+        self.passes *= times
+        body = self.events(parent, key, path, core)
+        self.passes = outer
+        return Repeat(times, body)
 
     def event(self, items: y.YList, i: int, path: str, core: int | None) -> Node:
         item, at = items[i], y.where(items, i)
@@ -167,13 +209,9 @@ class _Parser:
         name_at = str(item.key_marks[name])
         if name not in EVENTS:
             raise UserError(f"unknown event {name!r} at {path}{y.suggest(name, EVENTS)}", name_at)
-        if name in ("alloc", "free", "gc"):
-            raise UserError(
-                f"'{name}' events are {LATER}: they arrive with the Go allocator model; this version "
-                "supports read, write, rmw, ifetch, sweep, random, repeat and parallel with raw addresses",
-                name_at,
-            )
         path = f"{path}.{name}"
+        if name in OBJECT_EVENTS:
+            self._needs_go(path, name_at)
         body = y.expect_mapping(item[name], path, y.where(item, name))
         src = len(self.sources)
         self.sources.append(at)
@@ -183,17 +221,11 @@ class _Parser:
 
     # -- fields ---------------------------------------------------------------------------------
 
-    def _keys(self, body: y.YMap, path: str, allowed: tuple, required: tuple, addressed: bool = False) -> None:
-        """Unknown and missing keys; ``addressed`` events recognise (and reject) obj/offset."""
-        y.check_keys(body, path, allowed + (ADDR_KEYS if addressed else ()))
-        for key in ADDR_KEYS if addressed else ():
-            if key in body:
-                raise UserError(
-                    f"'{path}.{key}' is {LATER}: object-relative addresses ('obj', 'offset') arrive with "
-                    "the Go allocator model; give a raw 'addr'",
-                    str(body.key_marks[key]),
-                )
-        y.check_keys(body, path, allowed, required)
+    def _needs_go(self, path: str, at: str) -> None:
+        if self.model != "go":
+            why = f"the allocator at {self.allocator_at} is none" if self.allocator_at else (
+                "without an 'allocator' key the allocator is none")
+            raise UserError(f"{path} needs the Go allocator: add 'allocator: go' to the trace ({why})", at)
 
     def _core(self, body: y.YMap, path: str, inherited: int | None) -> int:
         if "core" not in body:
@@ -209,46 +241,83 @@ class _Parser:
         self.core_uses.append((core, at))
         return core
 
-    def _span(self, body: y.YMap, path: str, lo: int, hi: int, key: str) -> None:
-        """Every byte touched lies in [lo, hi) with 0 <= lo and hi <= MAX_ADDRESS."""
+    def _id(self, body: y.YMap, key: str, path: str) -> _Named:
+        """The object id ``body[key]``; its ``{i}`` (if any) is this event's pass counter."""
+        text = y.field(body, key, path, y.as_str)
         at = y.where(body, key)
-        if lo < 0:
-            raise UserError(f"{path} reaches below address 0 (lowest access at {lo})", at)
-        if hi > MAX_ADDRESS:
-            raise UserError(f"{path} reaches past the largest address 2^63-1 (it ends at {hi})", at)
+        if not text:
+            raise UserError(f"{path}.{key} must not be empty", at)
+        rest = text.replace("{i}", "", 1)
+        if "{" in rest or "}" in rest:
+            raise UserError(
+                f"{path}.{key} {text!r} may contain '{{i}}' (the repeat counter) once, and no other braces", at
+            )
+        return _Named(text, f"{path}.{key}", at, self.passes, Target(per_occurrence="{i}" in text))
 
-    # -- events ---------------------------------------------------------------------------------
-
-    def _access(self, body, path, core, src, name):
-        self._keys(body, path, ("core", "addr", "size"), ("addr", "size"), addressed=True)
-        core = self._core(body, path, core)
-        addr = y.field(body, "addr", path, y.as_size, minimum=0)
-        size = y.field(body, "size", path, y.as_size)
-        self._span(body, path, addr, addr + size, "size")
-        return Access(ACCESS_OPS[name], core, addr, size, src)
+    def _place(self, body: y.YMap, path: str, lo: int, hi: int, key: str) -> tuple[int, Target]:
+        """Where an addressed event starts, and its object. Its bytes are ``[start + lo, start + hi)``,
+        ``start`` being a raw ``addr``, or ``offset`` (default 0) inside object ``obj``; ``key`` is
+        the field that sets the far end (errors about the extent point there)."""
+        end_at = y.where(body, key)
+        if "obj" not in body:
+            if "offset" in body:
+                raise UserError(
+                    f"'{path}.offset' applies only with '{path}.obj' (an offset inside an object); a raw address "
+                    "goes in 'addr'",
+                    str(body.key_marks["offset"]),
+                )
+            if "addr" not in body:
+                raise UserError(f"missing key '{path}.addr' (or 'obj', to access an object)", y.where(body))
+            addr = y.field(body, "addr", path, y.as_size, minimum=0)
+            if addr + lo < 0:
+                raise UserError(f"{path} reaches below address 0 (lowest access at {addr + lo})", end_at)
+            if addr + hi > MAX_ADDRESS:
+                raise UserError(f"{path} reaches past the largest address 2^63-1 (it ends at {addr + hi})", end_at)
+            return addr, Target()
+        obj_at = str(body.key_marks["obj"])
+        if "addr" in body:
+            raise UserError(f"{path} has both 'addr' and 'obj': give a raw address or an object, not both", obj_at)
+        self._needs_go(f"{path}.obj", obj_at)
+        named = self._id(body, "obj", path)
+        offset = y.field(body, "offset", path, y.as_size, default=0, minimum=0)
+        if offset + lo < 0:
+            raise UserError(
+                f"{path} reaches below the start of object {named.text!r} (lowest access at offset {offset + lo})",
+                end_at,
+            )
+        self.objects.uses.append((named, path, offset + hi, end_at))
+        return offset, named.target
 
     def _op(self, body, path):
         return ACCESS_OPS[y.field(body, "op", path, y.as_choice, choices=tuple(ACCESS_OPS))]
 
+    # -- events ---------------------------------------------------------------------------------
+
+    def _access(self, body, path, core, src, name):
+        y.check_keys(body, path, ("core", "addr", "size") + ADDR_KEYS, ("size",))
+        core = self._core(body, path, core)
+        size = y.field(body, "size", path, y.as_size)
+        start, target = self._place(body, path, 0, size, "size")
+        return Single(ACCESS_OPS[name], core, size, start, src, target)
+
     def _sweep(self, body, path, core, src, name):
         keys = ("core", "op", "addr", "stride", "count", "size")
-        self._keys(body, path, keys, ("op", "addr", "count", "size"), addressed=True)
+        y.check_keys(body, path, keys + ADDR_KEYS, ("op", "count", "size"))
         core = self._core(body, path, core)
         op = self._op(body, path)
-        addr = y.field(body, "addr", path, y.as_size, minimum=0)
         size = y.field(body, "size", path, y.as_size)
         stride = y.field(body, "stride", path, _as_stride, default=size)
         count = y.field(body, "count", path, y.as_int, minimum=0)
-        last = addr + max(count - 1, 0) * stride
-        self._span(body, path, min(addr, last), max(addr, last) + size, "stride" if "stride" in body else "count")
-        return Sweep(op, core, addr, stride, count, size, src)
+        last = max(count - 1, 0) * stride  # the last access, relative to the first
+        far = "stride" if "stride" in body else "count"
+        start, target = self._place(body, path, min(0, last), max(0, last) + size, far)
+        return Sweep(op, core, start, stride, count, size, src, target)
 
     def _random(self, body, path, core, src, name):
         keys = ("core", "op", "addr", "range", "count", "size", "align", "seed")
-        self._keys(body, path, keys, ("op", "addr", "range", "count", "size", "seed"), addressed=True)
+        y.check_keys(body, path, keys + ADDR_KEYS, ("op", "range", "count", "size", "seed"))
         core = self._core(body, path, core)
         op = self._op(body, path)
-        addr = y.field(body, "addr", path, y.as_size, minimum=0)
         size = y.field(body, "size", path, y.as_size)
         span = y.field(body, "range", path, y.as_size)
         align = y.field(body, "align", path, y.as_size, default=size)
@@ -258,16 +327,44 @@ class _Parser:
             raise UserError(
                 f"{path}.range ({span}) is smaller than {path}.size ({size}): no access fits", y.where(body, "range")
             )
-        self._span(body, path, addr, addr + span, "range")
-        return Random(op, core, addr, span, count, size, align, seed, src)
+        start, target = self._place(body, path, 0, span, "range")
+        return Random(op, core, start, span, count, size, align, seed, src, target)
+
+    def _alloc(self, body, path, core, src, name):
+        y.check_keys(body, path, ("id", "size", "core", "pointers", "site", "label"), ("id", "size"))
+        named = self._id(body, "id", path)
+        _once(named, "allocated", "put '{i}' in the id to allocate one object per pass")
+        core = self._core(body, path, core)
+        size = y.field(body, "size", path, y.as_size, minimum=0)
+        if size > MAX_OBJECT_SIZE:
+            raise UserError(f"{path}.size must be at most 2^40 (1 TiB), found {size}", y.where(body, "size"))
+        pointers = y.field(body, "pointers", path, y.as_bool, default=False)
+        site_name = y.field(body, "site", path, y.as_str, default=None)
+        label = y.field(body, "label", path, y.as_str, default=None)
+        site = -1 if site_name is None else self.objects.sites.setdefault(site_name, len(self.objects.sites))
+        self.objects.allocs.append((named, dict(size=size, pointers=pointers, site=site, label=label,
+                                                where=self.sources[src])))
+        return Single(OP_ALLOC, core, size, 0, src, named.target, FLAG_POINTERS if pointers else 0, site)
+
+    def _free(self, body, path, core, src, name):
+        y.check_keys(body, path, ("id",), ("id",))
+        named = self._id(body, "id", path)
+        _once(named, "freed", "an object can be freed only once")
+        self.objects.uses.append((named, path, None, None))
+        return Single(OP_FREE, 0, 0, 0, src, named.target)
+
+    def _gc(self, body, path, core, src, name):
+        if body:
+            raise UserError(f"{path} takes no fields (write 'gc: {{}}')", str(body.key_marks[next(iter(body))]))
+        return Single(OP_GC, 0, 0, 0, src)
 
     def _repeat(self, body, path, core, src, name):
-        self._keys(body, path, ("times", "do"), ("times", "do"))
+        y.check_keys(body, path, ("times", "do"), ("times", "do"))
         times = y.field(body, "times", path, y.as_int, minimum=0)
-        return Repeat(times, self.events(body, "do", f"{path}.do", core))
+        return self.repeated(times, body, "do", f"{path}.do", core)
 
     def _parallel(self, body, path, core, src, name):
-        self._keys(body, path, ("schedule", "seed", "chunk", "threads"), ("threads",))
+        y.check_keys(body, path, ("schedule", "seed", "chunk", "threads"), ("threads",))
         schedule = y.field(body, "schedule", path, y.as_choice, default="round-robin", choices=SCHEDULES)
         sched_at = y.where(body, "schedule")
         needs = {"random": "seed", "chunk": "chunk"}
@@ -293,6 +390,169 @@ class _Parser:
             y.check_keys(thread, tpath, ("core", "repeat", "do"), ("do",))
             tcore = self._core(thread, tpath, core)
             times = y.field(thread, "repeat", tpath, y.as_int, default=1, minimum=0)
-            nodes.append(Repeat(times, self.events(thread, "do", f"{tpath}.do", tcore)))
+            nodes.append(self.repeated(times, thread, "do", f"{tpath}.do", tcore))
             _check_count(nodes[-1], tpath, y.where(threads, i))
         return Parallel(nodes, schedule, chunk, seed)
+
+
+# -- object ids ---------------------------------------------------------------------------------
+# An alloc with a plain id owns one object; an alloc whose id has {i} owns one object per pass of
+# its innermost repeat (program.py: its occurrences), object `first + i` being the one named with
+# counter i. Ids are matched as strings: a plain id may name an object of a template ('x3' is
+# object 3 of 'x{i}'), and an id with {i} names the objects of the alloc with the same template.
+
+_COUNTER = re.compile(r"0|[1-9][0-9]*")  # how {i} is written: decimal, no leading zeros
+UNIQUE = "ids are unique in a trace (a freed id is not reused)"
+
+
+@dataclass
+class _Named:
+    """An object id written in the file (an alloc's, a free's or an access's ``obj``)."""
+
+    text: str  # as written, with at most one {i}
+    path: str  # its key path, e.g. events[2].read.obj
+    at: str  # its file:line:column
+    passes: int  # how many times its event runs: the product of the enclosing repeats' times
+    target: Target  # its event's object, filled in by _Objects.resolve
+
+
+def _once(named: _Named, done: str, hint: str) -> None:
+    """An event that runs more than once may not name one fixed object (allocate or free it twice)."""
+    if "{i}" not in named.text and named.passes > 1:
+        raise UserError(
+            f"{named.path} {named.text!r} is {done} {named.passes} times (once per pass of the enclosing "
+            f"repeats); {hint}",
+            named.at,
+        )
+
+
+def _counter(name: str, owner: Allocation, any_count: bool = False) -> int | None:
+    """The {i} for which the allocation ``owner`` (whose id has {i}) produces ``name``, if any;
+    with ``any_count``, also a counter the alloc does not reach."""
+    prefix, suffix = owner.id.split("{i}")
+    digits = name[len(prefix) : len(name) - len(suffix)]
+    if len(name) > len(prefix) + len(suffix) and name.startswith(prefix) and name.endswith(suffix):
+        if _COUNTER.fullmatch(digits) and (any_count or int(digits) < owner.count):
+            return int(digits)
+    return None
+
+
+def _shared_name(a: Allocation, b: Allocation) -> tuple[str, int, int] | None:
+    """A name both templated allocations produce, with its {i} in a and in b; None when there is
+    none, or when deciding would take more than CLASH_SEARCH_LIMIT comparisons (then a clash goes
+    unnoticed unless a plain id names the object: see _Objects.resolve)."""
+    (pa, sa), (pb, sb) = a.id.split("{i}"), b.id.split("{i}")
+    if not (pa.startswith(pb) or pb.startswith(pa)) or not (sa.endswith(sb) or sb.endswith(sa)):
+        return None
+    small, large = (a, b) if a.count <= b.count else (b, a)
+    if small.count > CLASH_SEARCH_LIMIT:
+        return None
+    for c in range(small.count):
+        other = _counter(small.name(c), large)
+        if other is not None:
+            return (small.name(c), c, other) if small is a else (small.name(c), other, c)
+    return None
+
+
+def _clash(new: Allocation, old: Allocation) -> str | None:
+    """How ``new`` collides with the earlier allocation ``old`` (None if they share no name)."""
+    if new.id == old.id:
+        return f"is already allocated at {old.where}"
+    if "{i}" not in new.id:
+        c = _counter(new.id, old) if "{i}" in old.id else None
+        return None if c is None else f"is also allocated by {old.id!r} at {old.where} (with {{i}} = {c})"
+    if "{i}" not in old.id:
+        c = _counter(old.id, new)
+        return None if c is None else (
+            f"allocates {old.id!r} (with {{i}} = {c}), which is already allocated at {old.where}")
+    shared = _shared_name(new, old)
+    if shared is None:
+        return None
+    name, c_new, c_old = shared
+    return (f"allocates {name!r} (with {{i}} = {c_new}), which {old.id!r} at {old.where} also allocates "
+            f"(with {{i}} = {c_old})")
+
+
+def _counted(count: int) -> str:
+    """For which {i} an alloc that runs ``count`` times allocates."""
+    if count == 0:
+        return "for no {i} (it never runs)"
+    return "only for {i} = 0" if count == 1 else f"only for {{i}} = 0..{count - 1}"
+
+
+class _Objects:
+    """The ids met while parsing. ``resolve`` numbers the objects and points every event at its
+    object once every alloc is known (an id may be used before its alloc in file order: in another
+    thread, say)."""
+
+    def __init__(self) -> None:
+        self.allocs: list[tuple[_Named, dict]] = []  # (id, the other Allocation fields)
+        # (id, event path, end offset, its position); a free has no end
+        self.uses: list[tuple[_Named, str, int | None, str | None]] = []
+        self.sites: dict[str, int] = {}  # site -> its index, in file order
+
+    def resolve(self) -> list[Allocation]:
+        allocations: list[Allocation] = []
+        for named, fields in self.allocs:
+            first = allocations[-1].first + allocations[-1].count if allocations else 0
+            new = Allocation(named.text, first, named.passes if "{i}" in named.text else 1, **fields)
+            for old in allocations:
+                clash = _clash(new, old)
+                if clash:
+                    raise UserError(f"{named.path} {named.text!r} {clash}; {UNIQUE}", named.at)
+            named.target.first = first
+            allocations.append(new)
+        by_id = {a.id: a for a in allocations}
+        templated = [a for a in allocations if "{i}" in a.id]
+        for named, path, end, end_at in self.uses:
+            owner, counter = _owner(named, by_id, templated)
+            named.target.first = owner.first + counter
+            if end is not None and end > owner.size:
+                raise UserError(
+                    f"{path} reaches past the end of object {named.text!r} "
+                    f"({owner.size} bytes, allocated at {owner.where}): it ends at offset {end}",
+                    end_at,
+                )
+        return allocations
+
+
+
+def _owner(named: _Named, by_id: dict[str, Allocation], templated: list[Allocation]) -> tuple[Allocation, int]:
+    """The allocation whose objects ``named`` names, and the {i} of the object (0 for an id with
+    {i}: its event adds its own counter)."""
+    if "{i}" in named.text:
+        owner = by_id.get(named.text)
+        if owner is None:
+            raise UserError(
+                f"{named.path} {named.text!r} has '{{i}}', but no alloc has the id {named.text!r} (an id with "
+                f"'{{i}}' names the objects of the alloc with the same id){_did_you_mean(named.text, by_id)}",
+                named.at,
+            )
+        if named.passes > owner.count:
+            raise UserError(
+                f"{named.path} {named.text!r} reaches {owner.name(named.passes - 1)!r} ({{i}} counts to "
+                f"{named.passes - 1} here), but the alloc at {owner.where} allocates it {_counted(owner.count)}",
+                named.at,
+            )
+        return owner, 0
+    if named.text in by_id:
+        return by_id[named.text], 0
+    found = [(a, c) for a in templated if (c := _counter(named.text, a)) is not None]
+    if not found:
+        short = next((a for a in templated if _counter(named.text, a, any_count=True) is not None), None)
+        why = (f": the alloc at {short.where} allocates {short.id!r} {_counted(short.count)}" if short
+               else _did_you_mean(named.text, by_id))
+        raise UserError(f"{named.path} {named.text!r} is never allocated{why}", named.at)
+    if len(found) > 1:  # a clash too large for _shared_name to find
+        (a, ca), (b, cb) = found[:2]
+        raise UserError(
+            f"{named.path} {named.text!r} is allocated twice: by {a.id!r} at {a.where} (with {{i}} = {ca}) "
+            f"and by {b.id!r} at {b.where} (with {{i}} = {cb}); {UNIQUE}",
+            named.at,
+        )
+    return found[0]
+
+
+def _did_you_mean(text: str, ids) -> str:
+    near = y.closest(text, ids)
+    return f" (did you mean {near!r}?)" if near else ""

@@ -1,9 +1,20 @@
 """The flat event table every trace compiles into; the engine replays nothing else.
 
-Struct of arrays, one row per event. Accesses use ``addr`` (raw address) or
-``obj`` + ``addr`` as offset (the Go allocator issue); ``alloc``/``free``/``gc``
-rows are reserved for that issue. ``src`` indexes the trace's table of source
-positions so a problem found while replaying can name the YAML line it came from.
+Struct of arrays, one row per event. ``src`` indexes the trace's table of source positions so a
+problem found while replaying can name the YAML event it came from.
+
+=========================  ======  ==========  ===========  ========  ==================  ========
+row                        core    size        obj          addr      flags               site
+=========================  ======  ==========  ===========  ========  ==================  ========
+access to a raw address    core    bytes >= 1  NO_OBJECT    address   0                   -1
+access to an object        core    bytes >= 1  object       offset    0                   -1
+alloc                      the P   bytes >= 0  object       0         FLAG_POINTERS or 0  site/-1
+free                       0       0           object       0         0                   -1
+gc                         0       0           NO_OBJECT    0         0                   -1
+=========================  ======  ==========  ===========  ========  ==================  ========
+
+Objects are numbered densely, 0 .. n_objects - 1 (``Trace.object_name`` gives their ids); ``site``
+indexes ``Trace.sites``. ``free`` and ``gc`` belong to no core: their core column is 0.
 """
 from __future__ import annotations
 
@@ -18,6 +29,7 @@ FLAG_POINTERS = 1  # alloc: the object holds pointers
 
 NO_OBJECT = -1
 MAX_ADDRESS = 2**63 - 1  # addresses are int64 in the kernels; addr + size must stay below this
+MAX_OBJECT_SIZE = 2**40  # the largest alloc a trace may ask for (1 TiB)
 
 COLUMNS = {
     "op": np.int8,

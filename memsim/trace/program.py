@@ -16,9 +16,18 @@ Each node passes its children global indices of *their* infinite sequences:
 
 Sorted requests stay sorted (per child), and consecutive requests to the root give each node
 consecutive requests in its own index space, which the random schedule's cursor relies on.
+
+It follows that a leaf's occurrence number is the pass counter of its innermost enclosing repeat
+(a parallel thread's ``repeat`` is one too), counted on across the passes of the enclosing repeats:
+Sequence and Parallel pass occurrence o to their children as occurrence o, and Repeat turns
+occurrence o, pass p into body occurrence ``o*times + p``. Outside any repeat it is 0. That counter
+is the ``{i}`` of an object id, so an event whose id has ``{i}`` names object ``first + occurrence``
+(see ``Target``), and an ``alloc`` with ``{i}`` owns one object per occurrence: the product of its
+enclosing repeats' ``times``.
 """
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -26,24 +35,40 @@ from typing import Any, Iterator
 import numpy as np
 
 from memsim.errors import UserError
-from memsim.trace.events import COLUMNS, Events
+from memsim.trace.events import COLUMNS, NO_OBJECT, Events
 from memsim.trace.rng import splitmix64
 
 SCHEDULES = ("round-robin", "random", "chunk")
 TABLE_LIMIT = 1 << 14  # periodic subtrees up to this many events are precomputed once (see compact)
 
 
-def _fill(m: int, op: int, core: int, size: int, addr: Any, src: int) -> Events:
+def _fill(m: int, op: int, core: int, size: int, addr: Any, src: int, obj: Any = NO_OBJECT, flags: int = 0,
+          site: int = -1) -> Events:
+    """``m`` rows; ``addr`` and ``obj`` are scalars or arrays of length ``m``."""
     return Events(
         op=np.full(m, op, np.int8),
         core=np.full(m, core, np.int32),
         size=np.full(m, size, np.int64),
-        obj=np.full(m, -1, np.int64),
+        obj=obj if isinstance(obj, np.ndarray) else np.full(m, obj, np.int64),
         addr=addr if isinstance(addr, np.ndarray) else np.full(m, addr, np.int64),
-        flags=np.zeros(m, np.uint8),
-        site=np.full(m, -1, np.int32),
+        flags=np.full(m, flags, np.uint8),
+        site=np.full(m, site, np.int32),
         src=np.full(m, src, np.int32),
     )
+
+
+@dataclass
+class Target:
+    """The object an event names: none (a raw address), object ``first``, or, for an id with
+    ``{i}``, object ``first + occurrence`` (see the module docstring). The parser fills ``first`` in
+    once it has seen every ``alloc``."""
+
+    first: int = NO_OBJECT
+    per_occurrence: bool = False
+
+    def at(self, g: np.ndarray, n: int) -> Any:
+        """The object of global indices ``g`` of a node of ``n`` events (occurrence ``g // n``)."""
+        return self.first + g // n if self.per_occurrence else self.first
 
 
 class Node:
@@ -55,24 +80,32 @@ class Node:
 
 
 @dataclass
-class Access(Node):
-    """One ``read``/``write``/``rmw``/``ifetch`` at a raw address."""
+class Single(Node):
+    """One event: a ``read``/``write``/``rmw``/``ifetch`` (at a raw address, or at offset ``addr`` of
+    an object), an ``alloc``, a ``free`` or a ``gc``. Its occurrence is ``g`` itself (n = 1)."""
 
     op: int
     core: int
-    addr: int
     size: int
+    addr: int
     src: int
+    target: Target = field(default_factory=Target)
+    flags: int = 0
+    site: int = -1
     n: int = 1
-    periodic: bool = True
+
+    @property
+    def periodic(self):
+        return not self.target.per_occurrence
 
     def events_at(self, g):
-        return _fill(len(g), self.op, self.core, self.size, self.addr, self.src)
+        return _fill(len(g), self.op, self.core, self.size, self.addr, self.src, self.target.at(g, 1), self.flags,
+                     self.site)
 
 
 @dataclass
 class Sweep(Node):
-    """``count`` accesses at ``addr + i*stride``."""
+    """``count`` accesses at ``addr + i*stride`` (``addr`` is an offset when there is a target)."""
 
     op: int
     core: int
@@ -81,14 +114,19 @@ class Sweep(Node):
     count: int
     size: int
     src: int
-    periodic: bool = True
+    target: Target = field(default_factory=Target)
 
     @property
     def n(self):
         return self.count
 
+    @property
+    def periodic(self):
+        return not self.target.per_occurrence
+
     def events_at(self, g):
-        return _fill(len(g), self.op, self.core, self.size, self.addr + (g % self.count) * self.stride, self.src)
+        addr = self.addr + (g % self.count) * self.stride
+        return _fill(len(g), self.op, self.core, self.size, addr, self.src, self.target.at(g, self.count))
 
 
 @dataclass
@@ -105,6 +143,7 @@ class Random(Node):
     align: int
     seed: int
     src: int
+    target: Target = field(default_factory=Target)
     periodic: bool = False
 
     @property
@@ -117,7 +156,8 @@ class Random(Node):
 
     def events_at(self, g):
         k = (splitmix64(self.seed, g) % np.uint64(self.slots)).astype(np.int64)
-        return _fill(len(g), self.op, self.core, self.size, self.addr + self.align * k, self.src)
+        addr = self.addr + self.align * k
+        return _fill(len(g), self.op, self.core, self.size, addr, self.src, self.target.at(g, self.count))
 
 
 @dataclass
@@ -340,6 +380,37 @@ def compact(node: Node, limit: int = TABLE_LIMIT) -> Node:
     return node
 
 
+@dataclass(frozen=True)
+class AllocatorSpec:
+    """The trace's ``allocator:``. For the go model, ``version`` is the minor version whose rules
+    apply and ``generation`` its generation (``memsim.models.goversions``); ``gogc`` None is off.
+    ``warning`` (starting with file:line:column) is for the command to print."""
+
+    model: str = "none"
+    version: str | None = None
+    generation: str | None = None
+    gogc: int | None = None
+    warning: str | None = None
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """One ``alloc`` event of the file and the objects it owns, ``first .. first + count - 1``: one
+    object for a plain id, or one per value of the ``{i}`` counter (object ``first + i``)."""
+
+    id: str  # as written, perhaps with {i}
+    first: int
+    count: int
+    size: int
+    pointers: bool
+    site: int  # index into Trace.sites, -1 when the alloc names no site
+    label: str | None
+    where: str  # file:line:column of the alloc event
+
+    def name(self, counter: int) -> str:
+        return self.id.replace("{i}", str(counter))
+
+
 @dataclass
 class Trace:
     """A loaded trace: metadata plus the program that expands into its events."""
@@ -350,14 +421,42 @@ class Trace:
     machine_spec: Any = None  # the raw `machine:` value (resolved by machine_file.resolve_machine)
     machine_where: str | None = None  # file:line:column of that value
     base_dir: Path = Path(".")  # relative machine paths are relative to this
-    allocator: str = "none"
+    allocator: AllocatorSpec = AllocatorSpec()
     sha256: str = ""
     sources: list[str] = field(default_factory=list)  # src column -> file:line:column of the event
     core_uses: list[tuple[int, str]] = field(default_factory=list)  # every core written, in file order
+    allocations: list[Allocation] = field(default_factory=list)  # in file order, so `first` ascends
+    sites: list[str] = field(default_factory=list)  # site column -> the alloc's `site`, in file order
 
     @property
     def n_events(self) -> int:
         return self.root.n
+
+    @property
+    def n_objects(self) -> int:
+        return sum(a.count for a in self.allocations)
+
+    def allocation_of(self, index: int) -> Allocation:
+        """The alloc event that owns object ``index`` (0 <= index < n_objects)."""
+        if not 0 <= index < self.n_objects:
+            raise IndexError(f"object {index} does not exist: the trace has {self.n_objects} objects")
+        return self.allocations[bisect.bisect_right([a.first for a in self.allocations], index) - 1]
+
+    def object_name(self, index: int) -> str:
+        """The id of object ``index``, with its ``{i}`` filled in."""
+        owner = self.allocation_of(index)
+        return owner.name(index - owner.first)
+
+    def object_site(self, index: int) -> str | None:
+        site = self.allocation_of(index).site
+        return self.sites[site] if site >= 0 else None
+
+    def position_of_event(self, index: int) -> str:
+        """file:line:column of the YAML event that produced event ``index`` (for problems found
+        during replay)."""
+        if not 0 <= index < self.n_events:
+            raise IndexError(f"event {index} does not exist: the trace has {self.n_events} events")
+        return self.sources[int(self.events(index, index + 1).src[0])]
 
     def events(self, start: int = 0, stop: int | None = None) -> Events:
         """Events ``start..stop`` (materialized: only for small ranges)."""
@@ -371,7 +470,8 @@ class Trace:
             yield self.events(start, start + chunk_size)
 
     def check_cores(self, n_cores: int) -> None:
-        """UserError at the first core index the machine does not have."""
+        """UserError at the first core index the machine does not have (``free`` and ``gc`` name no
+        core, so only accesses, allocs and threads count)."""
         for core, at in self.core_uses:
             if core >= n_cores:
                 raise UserError(
