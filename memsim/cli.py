@@ -55,35 +55,30 @@ def main() -> None:
 def run(trace: Path, machine: str | None, json_target: str | None, quiet: bool) -> None:
     """Replay TRACE (a memsim YAML trace) and print the report."""
     from memsim.engine.replay import Replay
-    from memsim.formats.machine_file import DEFAULT_MACHINE, machine_to_dict, resolve_machine
-    from memsim.formats.trace_file import load_trace
+    from memsim.formats.machine_file import machine_to_dict
     from memsim.report import jsondoc, terminal
     from memsim.report.output import write_text
     from memsim.report.progress import replay_progress
-    from memsim.report.results import TraceInfo, build_result
+    from memsim.report.results import AllocatorResult, TraceInfo, build_result
 
-    loaded = load_trace(trace)
-    if machine is not None:
-        resolved = resolve_machine(machine, Path.cwd(), "--machine")
-    elif loaded.machine_spec is not None:
-        resolved = resolve_machine(loaded.machine_spec, loaded.base_dir, loaded.machine_where)
-    else:
-        resolved = resolve_machine(DEFAULT_MACHINE, Path.cwd(), None)
-    loaded.check_cores(resolved.cores)
-
+    loaded, resolved, allocator = _load(trace, machine)
     console = report_console(stderr=json_target == "-")
-    replay = Replay(resolved)
+    replay = Replay(resolved, allocator)
     partial = False
     with replay_progress(loaded.n_events, enabled=not quiet) as advance:
         try:
             for chunk in loaded.chunks(CHUNK_EVENTS):
-                replay.feed(chunk)
+                _place_or_explain(loaded, lambda: replay.feed(chunk))
                 advance(len(chunk))
         except KeyboardInterrupt:
             partial = True
+    allocator_result = None
+    if allocator is not None:
+        spec = loaded.allocator
+        allocator_result = AllocatorResult(spec.model, spec.version, spec.generation, allocator.stats_result())
     result = build_result(
         replay.hierarchy, replay.counters, TraceInfo(loaded.name, loaded.n_events, loaded.sha256),
-        machine_to_dict(resolved), partial,
+        machine_to_dict(resolved), partial, allocator_result,
     )
     if not quiet:
         terminal.print_run(result, console)
@@ -91,6 +86,41 @@ def run(trace: Path, machine: str | None, json_target: str | None, quiet: bool) 
         write_text(json_target, jsondoc.dumps(jsondoc.run_document(result)))
     if partial:
         sys.exit(EXIT_INTERRUPTED)
+
+
+@main.command()
+@click.argument("trace", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--machine", "-m", metavar="PRESET|FILE",
+              help="Machine whose line size and cores to use instead of the trace's own.")
+@json_option
+def layout(trace: Path, machine: str | None, json_target: str | None) -> None:
+    """Show where the Go allocator put every object of TRACE and which objects share cache lines."""
+    import numpy as np
+
+    from memsim.report import jsondoc, terminal
+    from memsim.report.layout import build_layout
+    from memsim.report.output import write_text
+    from memsim.trace.events import OP_ALLOC, OP_FREE
+
+    loaded, resolved, allocator = _load(trace, machine)
+    if allocator is None:
+        raise UserError("layout needs a trace with `allocator: go` (this one uses raw addresses only)", str(trace))
+    born = np.zeros(loaded.n_objects, np.int64)
+    died = np.full(loaded.n_objects, loaded.n_events, np.int64)
+    start = 0
+    for chunk in loaded.chunks(CHUNK_EVENTS):
+        _place_or_explain(loaded, lambda: allocator.place(chunk))
+        for op, when in ((OP_ALLOC, born), (OP_FREE, died)):
+            rows = np.flatnonzero(chunk.op == op)
+            when[chunk.obj[rows]] = start + rows
+        start += len(chunk)
+    objects = build_layout(allocator.placements(), born, died, resolved.line_size, loaded.object_name,
+                           loaded.object_site)
+    if json_target:
+        write_text(json_target, jsondoc.dumps(jsondoc.layout_document(objects)))
+        if json_target == "-":
+            return
+    terminal.print_layout(loaded.name, resolved.line_size, objects, report_console())
 
 
 @main.command()
@@ -135,6 +165,45 @@ def sizeclasses(go_version: str | None, json_target: str | None) -> None:
         if json_target == "-":
             return
     terminal.print_sizeclasses(version.version, version.generation, limit, rows, report_console())
+
+
+def _load(trace: Path, machine: str | None):
+    """The trace, the machine it runs on (``--machine`` first, then the trace's, then the default),
+    and a fresh Go allocator when the trace asks for one."""
+    from memsim.formats.machine_file import DEFAULT_MACHINE, resolve_machine
+    from memsim.formats.trace_file import load_trace
+    from memsim.models.goalloc.model import MAX_OBJECTS, GoAllocator
+
+    loaded = load_trace(trace)
+    if machine is not None:
+        resolved = resolve_machine(machine, Path.cwd(), "--machine")
+    elif loaded.machine_spec is not None:
+        resolved = resolve_machine(loaded.machine_spec, loaded.base_dir, loaded.machine_where)
+    else:
+        resolved = resolve_machine(DEFAULT_MACHINE, Path.cwd(), None)
+    loaded.check_cores(resolved.cores)
+    spec = loaded.allocator
+    if spec.warning:
+        click.echo(f"warning: {spec.warning}", err=True)
+    if spec.model != "go":
+        return loaded, resolved, None
+    if loaded.n_objects > MAX_OBJECTS:
+        biggest = max(loaded.allocations, key=lambda a: a.count)
+        raise UserError(
+            f"the trace allocates {loaded.n_objects:,} objects ({biggest.id!r} alone {biggest.count:,}); memsim keeps "
+            f"{MAX_OBJECTS:,} at most (40 bytes of state each)", biggest.where,
+        )
+    return loaded, resolved, GoAllocator(spec.generation, resolved.cores, loaded.n_objects, spec.gogc)
+
+
+def _place_or_explain(loaded, feed) -> None:
+    """Run ``feed()``; a rule the allocator finds broken becomes a UserError at the event's position."""
+    from memsim.models.goalloc.model import AllocatorError
+
+    try:
+        feed()
+    except AllocatorError as e:
+        raise UserError(e.message(repr(loaded.object_name(e.obj))), loaded.position_of_event(e.event)) from None
 
 
 def report_console(stderr: bool = False):

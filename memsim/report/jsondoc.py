@@ -5,6 +5,7 @@ import json
 from dataclasses import asdict
 
 from memsim.models.goalloc.sizeclasses import PAGE_SIZE, ClassRow
+from memsim.report.layout import ObjectLayout
 from memsim.report.results import SCHEMA_VERSION, AllocatorResult, RunResult, rate
 
 INSTANCE_KEYS = ("accesses", "hits", "misses", "evictions", "writebacks", "writebacks_in", "fills", "back_invalidations")
@@ -78,3 +79,7 @@ def sizeclasses_document(version: str, generation: str, small_limit: int, rows: 
             for r in rows
         ],
     }
+
+
+def layout_document(objects: list[ObjectLayout]) -> dict:
+    return {"memsim": SCHEMA_VERSION, "objects": [asdict(o) for o in objects]}

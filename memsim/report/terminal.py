@@ -6,6 +6,7 @@ from rich.table import Table
 
 from memsim.machine import Machine
 from memsim.models.goalloc.sizeclasses import ClassRow
+from memsim.report.layout import ObjectLayout
 from memsim.report.results import AllocatorResult, RunResult, rate
 
 
@@ -145,5 +146,33 @@ def print_sizeclasses(version: str, generation: str, small_limit: int, rows: lis
         table.add_row(
             str(r.size_class), _n(r.size), str(r.pages), _bytes(r.span_bytes), _n(r.objects_noscan),
             _n(r.objects_scan), f"{r.tail_waste(False)} B", f"{r.tail_waste(True)} B", f"{r.max_internal_waste} B",
+        )
+    console.print(table)
+
+
+def print_layout(trace_name: str, line_size: int, objects: list[ObjectLayout], console: Console) -> None:
+    table = Table(title=f"{trace_name}: where every object lives ({line_size} B lines; address order)",
+                  title_justify="left")
+    for header, justify in (("id", "left"), ("site", "left"), ("size", "right"), ("class", "right"),
+                            ("address", "right"), ("slot", "right"), ("span", "left"), ("page", "right"),
+                            ("lines", "left"),
+                            ("shares lines with", "left")):
+        table.add_column(header, justify=justify, overflow="fold")
+    for o in objects:
+        if o.span_pages:
+            span = f"{o.span_base:#x} {o.span_pages}p x{o.span_objects}"
+        else:
+            span = "-"
+        if not o.lines:
+            lines = "-"
+        elif len(o.lines) == 1:
+            lines = f"{o.lines[0]:#x}"
+        else:
+            lines = f"{o.lines[0]:#x} .. {o.lines[-1]:#x} ({len(o.lines)})"
+        table.add_row(
+            o.id, o.site or "", _n(o.size), str(o.size_class) if o.size_class else ("large" if o.span_pages else "-"),
+            f"{o.addr:#x}", f"{_n(o.slot_size)} @ +{o.addr - o.slot_base}" if o.slot_size else "-", span,
+            f"{o.page:#x}" if o.span_pages else "-", lines,
+            ", ".join(o.shares_lines_with),
         )
     console.print(table)

@@ -21,6 +21,7 @@ from memsim.models.goalloc.sizeclasses import (
 from memsim.trace.events import Events
 
 TIERS = ("tiny", "mcache", "mcentral", "mheap", "os")
+MAX_OBJECTS = 1 << 26  # objects of one trace (40 bytes of state each: 2.5 GiB at most)
 ERRORS = {
     k.ERR_DUPLICATE: "object {id} is allocated a second time (ids are unique in a trace)",
     k.ERR_NOT_ALLOCATED: "object {id} is used before it is allocated",
