@@ -154,10 +154,9 @@ def print_layout(trace_name: str, line_size: int, objects: list[ObjectLayout], c
     table = Table(title=f"{trace_name}: where every object lives ({line_size} B lines; address order)",
                   title_justify="left")
     for header, justify in (("id", "left"), ("site", "left"), ("size", "right"), ("class", "right"),
-                            ("address", "right"), ("slot", "right"), ("span", "left"), ("page", "right"),
-                            ("lines", "left"),
-                            ("shares lines with", "left")):
-        table.add_column(header, justify=justify, overflow="fold")
+                            ("address", "right"), ("slot", "right"), ("span", "left"), ("lines", "left"),
+                            ("line neighbours", "left")):
+        table.add_column(header, justify=justify, overflow="fold", no_wrap=header in ("address", "slot"))
     for o in objects:
         if o.span_pages:
             span = f"{o.span_base:#x} {o.span_pages}p x{o.span_objects}"
@@ -171,8 +170,7 @@ def print_layout(trace_name: str, line_size: int, objects: list[ObjectLayout], c
             lines = f"{o.lines[0]:#x} .. {o.lines[-1]:#x} ({len(o.lines)})"
         table.add_row(
             o.id, o.site or "", _n(o.size), str(o.size_class) if o.size_class else ("large" if o.span_pages else "-"),
-            f"{o.addr:#x}", f"{_n(o.slot_size)} @ +{o.addr - o.slot_base}" if o.slot_size else "-", span,
-            f"{o.page:#x}" if o.span_pages else "-", lines,
+            f"{o.addr:#x}", f"{_n(o.slot_size)} @ +{o.addr - o.slot_base}" if o.slot_size else "-", span, lines,
             ", ".join(o.shares_lines_with),
         )
     console.print(table)

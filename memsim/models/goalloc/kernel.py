@@ -79,7 +79,8 @@ CS_ALLOCS, CS_FREES, CS_LIVE, CS_LIVE_BYTES, CS_USED, CS_SPANS = range(6)
 CS_FIELDS = 6
 
 # place_chunk results
-DONE, NEED_ROOM, ERR_DUPLICATE, ERR_NOT_ALLOCATED, ERR_FREED, ERR_OUT_OF_BOUNDS = range(6)
+(DONE, NEED_ROOM, ERR_DUPLICATE, ERR_NOT_ALLOCATED, ERR_FREED, ERR_OUT_OF_BOUNDS, ERR_FREE_UNALLOCATED,
+ ERR_DOUBLE_FREE) = range(8)
 
 # No reference counting of the arrays handed between helpers, and the helpers on every
 # allocation's path inlined: both cost more than the allocation itself otherwise.
@@ -121,7 +122,7 @@ def place_chunk(op, core, size, obj, addr, flags, start, out_addr, classes, size
             k = obj[e]
             state = objects[k, OB_STATE] & 3
             if state != LIVE:
-                return (ERR_NOT_ALLOCATED if state == NEVER else ERR_FREED), e
+                return (ERR_FREE_UNALLOCATED if state == NEVER else ERR_DOUBLE_FREE), e
             objects[k, OB_STATE] += FREED - LIVE
             if objects[k, OB_SLOT] >= 0:
                 slot_count[objects[k, OB_SLOT]] -= 1

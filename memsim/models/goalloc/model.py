@@ -27,6 +27,8 @@ ERRORS = {
     k.ERR_NOT_ALLOCATED: "object {id} is used before it is allocated",
     k.ERR_FREED: "object {id} is used after it was freed",
     k.ERR_OUT_OF_BOUNDS: "the access falls outside object {id}",
+    k.ERR_FREE_UNALLOCATED: "object {id} is freed before it is allocated",
+    k.ERR_DOUBLE_FREE: "object {id} is freed twice",
 }
 
 
