@@ -51,7 +51,7 @@ def print_run(result: RunResult, console: Console) -> None:
 
     for level in result.levels:
         row(f"[bold]{level.name}[/]", level.counts)
-        if len(level.instances) > 1:
+        if len(level.instances) > 1 and level.counts["accesses"]:
             for inst in level.instances:
                 row(f" #{inst.instance} {_cores(inst.cores)}", inst.counts, style="dim")
     console.print(levels)
