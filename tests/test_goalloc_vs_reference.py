@@ -10,31 +10,17 @@ from hypothesis import HealthCheck, given, settings
 
 from memsim.models.goalloc.model import GoAllocator
 from memsim.models.goversions import resolve_version
-from memsim.trace.events import FLAG_POINTERS, NO_OBJECT, OP_ALLOC, OP_FREE, OP_GC, Events
 
 try:  # tests/ on sys.path (rootdir-relative imports) or tests as a package
+    from alloc_events import events_of
     from alloc_strategies import alloc_cases
     from reference_alloc import simulate
 except ImportError:  # pragma: no cover
+    from tests.alloc_events import events_of
     from tests.alloc_strategies import alloc_cases
     from tests.reference_alloc import simulate
 
 PLACEMENT_FIELDS = ("addr", "size_class", "slot_size", "slot_base", "span_base", "span_pages", "span_objects")
-
-
-def events_of(ops: list[tuple]) -> Events:
-    ev = Events.empty(len(ops))
-    ev.obj[:] = NO_OBJECT
-    for i, op in enumerate(ops):
-        if op[0] == "alloc":
-            _, obj, size, pointers, p = op
-            ev.op[i], ev.obj[i], ev.size[i], ev.core[i] = OP_ALLOC, obj, size, p
-            ev.flags[i] = FLAG_POINTERS if pointers else 0
-        elif op[0] == "free":
-            ev.op[i], ev.obj[i] = OP_FREE, op[1]
-        else:
-            ev.op[i] = OP_GC
-    return ev
 
 
 def model_result(version: str, procs: int, ops: list[tuple], gogc: int | None, chunk: int | None = None):
