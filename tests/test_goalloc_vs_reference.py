@@ -46,7 +46,13 @@ def assert_same(case, chunk=None):
     want = simulate(*case)
     objects, stats = model_result(*case, chunk=chunk)
     assert objects == want.objects, f"placements differ for {case}"
+    by_size = stats.pop("by_size")
     assert stats == want.stats, f"stats differ for {case}"
+    # MemStats.BySize: the first 61 classes' slot counts, nothing for large objects
+    classes = want.stats["size_classes"]
+    assert [(row["mallocs"], row["frees"]) for row in by_size] == [
+        (0, 0) if c == 0 or c not in classes else (classes[c]["allocs"], classes[c]["frees"]) for c in range(61)
+    ]
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

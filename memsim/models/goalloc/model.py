@@ -21,6 +21,7 @@ from memsim.models.goalloc.sizeclasses import (
 from memsim.trace.events import Events
 
 TIERS = ("tiny", "mcache", "mcentral", "mheap", "os")
+BY_SIZE_CLASSES = 61  # runtime.MemStats.BySize has 61 entries
 MAX_OBJECTS = 1 << 26  # objects of one trace (40 bytes of state each: 2.5 GiB at most)
 ERRORS = {
     k.ERR_DUPLICATE: "object {id} is allocated a second time (ids are unique in a trace)",
@@ -88,6 +89,7 @@ class AllocatorStats:
     heap_goal: int
     tiers: dict[str, int]
     size_classes: tuple[SizeClassStats, ...]
+    by_size: tuple[dict[str, int], ...]  # runtime.MemStats.BySize: classes 0-60 only, {size, mallocs, frees}
 
 
 class GoAllocator:
@@ -193,6 +195,17 @@ class GoAllocator:
             heap_goal=int(s[k.ST_GOAL]),
             tiers={name: int(s[column]) for name, column in zip(TIERS, k.TIER_COLUMNS)},
             size_classes=self._size_classes(),
+            by_size=self._by_size(),
+        )
+
+    def _by_size(self) -> tuple[dict[str, int], ...]:
+        """Go's BySize: slot allocations and frees of the first 61 classes (large objects and
+        classes 61-67 are not in it; tiny blocks count in class 2, their packed objects do not)."""
+        per_class = self.class_stats.reshape(N_CLASSES, 2, k.CS_FIELDS).sum(axis=1)
+        per_class[0] = 0  # entry 0 is Go's unused class 0, not the large objects memsim keeps there
+        return tuple(
+            {"size": CLASS_SIZES[c], "mallocs": int(per_class[c, k.CS_ALLOCS]), "frees": int(per_class[c, k.CS_FREES])}
+            for c in range(BY_SIZE_CLASSES)
         )
 
     def _size_classes(self) -> tuple[SizeClassStats, ...]:
