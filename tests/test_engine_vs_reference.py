@@ -10,20 +10,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from memsim.engine.replay import replay_counters
 from memsim.machine import Cache, Machine
 from memsim.trace.events import NO_OBJECT, OP_IFETCH, OP_READ, OP_RMW, OP_WRITE, Events
 
-try:  # tests/ on sys.path (rootdir-relative imports) or tests as a package
-    from reference import describe_difference, simulate
-    from strategies import machine_and_events
-except ImportError:  # pragma: no cover
-    from tests.reference import describe_difference, simulate
-    from tests.strategies import machine_and_events
+from reference import describe_difference, simulate
+from strategies import machine_and_events
 
-try:
-    from memsim.engine.replay import replay_counters
-except ImportError as exc:  # the engine is written in parallel with these tests
-    pytest.skip(f"engine not importable yet (memsim.engine.replay.replay_counters): {exc}", allow_module_level=True)
 
 FIELDS = ("cache", "core", "core_level", "memory", "coherence")
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -11,14 +11,9 @@ import pytest
 
 from memsim.models.goalloc.model import GoAllocator
 
-try:  # tests/ on sys.path (rootdir-relative imports) or tests as a package
-    import goruntime as gr
-    from alloc_events import events_of
-    from go_cases import BUILDS, CASES
-except ImportError:  # pragma: no cover
-    from tests import goruntime as gr
-    from tests.alloc_events import events_of
-    from tests.go_cases import BUILDS, CASES
+import goruntime as gr
+from alloc_events import events_of
+from go_cases import BUILDS, CASES
 
 # The Go build and the memsim generation with the same span layout.
 GENERATION_OF_BUILD = {"default": "greentea", "nogreenteagc": "headers", "norandomizedheapbase64": "greentea"}

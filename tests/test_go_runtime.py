@@ -13,12 +13,8 @@ from collections import Counter
 
 import pytest
 
-try:  # tests/ on sys.path (rootdir-relative imports) or tests as a package
-    import goruntime as gr
-    from go_cases import BUILDS, CASES, CLASS_SIZES
-except ImportError:  # pragma: no cover
-    from tests import goruntime as gr
-    from tests.go_cases import BUILDS, CASES, CLASS_SIZES
+import goruntime as gr
+from go_cases import BUILDS, CASES, CLASS_SIZES
 
 PAGE = 8192
 NOGREENTEA = {"GOEXPERIMENT": "nogreenteagc"}

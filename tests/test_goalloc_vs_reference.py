@@ -11,14 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from memsim.models.goalloc.model import GoAllocator
 from memsim.models.goversions import resolve_version
 
-try:  # tests/ on sys.path (rootdir-relative imports) or tests as a package
-    from alloc_events import events_of
-    from alloc_strategies import alloc_cases
-    from reference_alloc import simulate
-except ImportError:  # pragma: no cover
-    from tests.alloc_events import events_of
-    from tests.alloc_strategies import alloc_cases
-    from tests.reference_alloc import simulate
+from alloc_events import events_of
+from alloc_strategies import alloc_cases
+from reference_alloc import simulate
 
 PLACEMENT_FIELDS = ("addr", "size_class", "slot_size", "slot_base", "span_base", "span_pages", "span_objects")
 

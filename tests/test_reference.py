@@ -22,12 +22,8 @@ from memsim.engine.counters import (
 from memsim.machine import Cache, Machine
 from memsim.trace.events import OP_ALLOC, OP_FREE, OP_GC, OP_IFETCH, OP_READ, OP_RMW, OP_WRITE
 
-try:  # tests/ on sys.path (rootdir-relative imports) or tests as a package
-    from reference import SplitMix64, make_events, simulate, simulate_with_state
-    from strategies import machine_and_events
-except ImportError:  # pragma: no cover
-    from tests.reference import SplitMix64, make_events, simulate, simulate_with_state
-    from tests.strategies import machine_and_events
+from reference import SplitMix64, make_events, simulate, simulate_with_state
+from strategies import machine_and_events
 
 LS = 64
 

@@ -9,28 +9,16 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-try:  # tests/ on sys.path (rootdir-relative imports) or tests as a package
-    from alloc_strategies import alloc_cases
-    from reference_alloc import (
-        HEAP_BASE,
-        SIZE_CLASSES,
-        ZERO_BASE,
-        generation,
-        objects_per_span,
-        simulate,
-        simulate_with_state,
-    )
-except ImportError:  # pragma: no cover
-    from tests.alloc_strategies import alloc_cases
-    from tests.reference_alloc import (
-        HEAP_BASE,
-        SIZE_CLASSES,
-        ZERO_BASE,
-        generation,
-        objects_per_span,
-        simulate,
-        simulate_with_state,
-    )
+from alloc_strategies import alloc_cases
+from reference_alloc import (
+    HEAP_BASE,
+    SIZE_CLASSES,
+    ZERO_BASE,
+    generation,
+    objects_per_span,
+    simulate,
+    simulate_with_state,
+)
 
 B = HEAP_BASE
 P = 8192
