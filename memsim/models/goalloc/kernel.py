@@ -31,6 +31,8 @@ import numpy as np
 from numba import njit
 
 from memsim.models.goalloc.sizeclasses import (
+    HEADER_SIZE,
+    HEADERS,
     MAX_HEADERLESS_SCAN,
     N_SPAN_CLASSES,
     PAGE_SHIFT,
@@ -46,6 +48,7 @@ CHUNK_PAGES = 512  # the heap grows by 4 MiB
 CACHE_PAGES = 64  # a P's page cache window
 CACHE_MAX_SPAN = 16  # spans of fewer pages come from the page cache
 MIN_HEAP = 4 << 20  # the pacer's minimum heap at GOGC=100
+TINY_SPAN_CLASS = 2 * TINY_CLASS + 1  # tiny blocks are 16-byte noscan slots
 BUCKETS = 11  # slot regions of 2**0 .. 2**10 words (at most 1024 objects per span)
 
 FREE_SLOT = -1
@@ -169,8 +172,8 @@ def _allocate(p, request, noscan, k, classes, size_to_class, spans, free_ids, sl
         slot = spans[s, SP_REGION]
         stats[ST_TIER_OS if grew else ST_TIER_MHEAP] += 1
     else:
-        if not noscan and stats[ST_GENERATION] > 0 and request > MAX_HEADERLESS_SCAN:
-            header = 8
+        if not noscan and stats[ST_GENERATION] >= HEADERS and request > MAX_HEADERLESS_SCAN:
+            header = HEADER_SIZE
         span_class = 2 * _class_of(request + header, size_to_class) + noscan
         s, slot = _allocate_small(p, span_class, classes, spans, free_ids, slot_count, pages, summary, touched, lists,
                                   mcache, procs, stats, class_stats)
@@ -191,17 +194,16 @@ def _allocate_tiny(p, request, k, classes, spans, free_ids, slot_count, slot_use
         slot = procs[p, PR_TINY_SLOT]
         slot_count[slot] += 1
         slot_used[slot] += request
-        class_stats[2 * TINY_CLASS + 1, CS_USED] += request
+        class_stats[TINY_SPAN_CLASS, CS_USED] += request
         objects[k, OB_ADDR] = procs[p, PR_TINY_ADDR] + offset
-        objects[k, OB_SIZE] = request
         objects[k, OB_SLOT] = slot
         objects[k, OB_SPAN_PAGE] = procs[p, PR_TINY_SPAN_PAGE]
-        objects[k, OB_STATE] = LIVE | (2 * TINY_CLASS + 1) << 2
+        objects[k, OB_STATE] = LIVE | TINY_SPAN_CLASS << 2
         procs[p, PR_TINY_OFFSET] = offset + request
         stats[ST_FREES] += 1  # Go counts a tiny allocation inside a block as freed at once
         stats[ST_TIER_TINY] += 1
         return
-    s, slot = _allocate_small(p, 2 * TINY_CLASS + 1, classes, spans, free_ids, slot_count, pages, summary, touched, lists,
+    s, slot = _allocate_small(p, TINY_SPAN_CLASS, classes, spans, free_ids, slot_count, pages, summary, touched, lists,
                               mcache, procs, stats, class_stats)
     _fill_slot(k, s, slot, request, 0, spans, slot_count, slot_used, objects, stats, class_stats)
     if procs[p, PR_TINY_ADDR] == 0 or request < procs[p, PR_TINY_OFFSET]:
