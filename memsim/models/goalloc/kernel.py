@@ -56,9 +56,9 @@ FREE_PAGE = -1
 CACHED_PAGE = -2
 
 # spans columns
-SP_START, SP_PAGES, SP_CLASS, SP_NELEMS, SP_SIZE, SP_FREEINDEX, SP_ALLOCATED, SP_REGION, SP_BUCKET, \
-    SP_NEXT = range(10)
-SP_FIELDS = 10
+SP_START, SP_PAGES, SP_CLASS, SP_NELEMS, SP_SIZE, SP_FREEINDEX, SP_ALLOCATED, SP_DEAD, SP_REGION, SP_BUCKET, \
+    SP_NEXT = range(11)
+SP_FIELDS = 11  # SP_DEAD: allocated slots whose objects are all freed (the next sweep frees them)
 # lists columns
 L_PARTIAL_HEAD, L_PARTIAL_TAIL, L_FULL_HEAD, L_FULL_TAIL = range(4)
 # summary columns, per chunk of pages
@@ -127,8 +127,11 @@ def place_chunk(op, core, size, obj, addr, flags, start, out_addr, classes, size
             if state != LIVE:
                 return (ERR_FREE_UNALLOCATED if state == NEVER else ERR_DOUBLE_FREE), e
             objects[k, OB_STATE] += FREED - LIVE
-            if objects[k, OB_SLOT] >= 0:
-                slot_count[objects[k, OB_SLOT]] -= 1
+            slot = objects[k, OB_SLOT]
+            if slot >= 0:
+                slot_count[slot] -= 1
+                if slot_count[slot] == 0:
+                    spans[pages[objects[k, OB_SPAN_PAGE]], SP_DEAD] += 1
         elif o == OP_GC:
             _collect(spans, free_ids, slot_count, slot_used, pages, summary, lists, mcache, procs, stats, class_stats,
                      old_tails)
@@ -192,6 +195,8 @@ def _allocate_tiny(p, request, k, classes, spans, free_ids, slot_count, slot_use
         offset = (offset + 1) & ~1
     if procs[p, PR_TINY_ADDR] != 0 and offset + request <= TINY_SIZE:
         slot = procs[p, PR_TINY_SLOT]
+        if slot_count[slot] == 0:  # every object in the block was freed; this one revives it
+            spans[pages[procs[p, PR_TINY_SPAN_PAGE]], SP_DEAD] -= 1
         slot_count[slot] += 1
         slot_used[slot] += request
         class_stats[TINY_SPAN_CLASS, CS_USED] += request
@@ -318,6 +323,7 @@ def _new_span(first, npages, span_class, nelems, elem_size, spans, free_ids, slo
     spans[s, SP_SIZE] = elem_size
     spans[s, SP_FREEINDEX] = 0
     spans[s, SP_ALLOCATED] = 0
+    spans[s, SP_DEAD] = 0
     spans[s, SP_NEXT] = -1
     region = spans[s, SP_REGION]
     for i in range(nelems):
@@ -482,17 +488,25 @@ def _sweep_and_queue(s, spans, free_ids, slot_count, slot_used, pages, summary, 
     span_class = spans[s, SP_CLASS]
     region = spans[s, SP_REGION]
     size = spans[s, SP_SIZE]
-    for slot in range(region, region + spans[s, SP_NELEMS]):
+    freed = spans[s, SP_DEAD]
+    spans[s, SP_DEAD] = 0
+    used = 0
+    left = freed
+    slot = region
+    while left > 0:  # spans without freed objects, most of a long-lived heap, cost nothing here
         if slot_count[slot] == 0:
             slot_count[slot] = FREE_SLOT
-            spans[s, SP_ALLOCATED] -= 1
-            stats[ST_FREES] += 1
-            stats[ST_HEAP_ALLOC] -= size
-            class_stats[span_class, CS_FREES] += 1
-            class_stats[span_class, CS_LIVE] -= 1
-            class_stats[span_class, CS_LIVE_BYTES] -= size
-            class_stats[span_class, CS_USED] -= slot_used[slot]
+            used += slot_used[slot]
             slot_used[slot] = 0
+            left -= 1
+        slot += 1
+    spans[s, SP_ALLOCATED] -= freed
+    stats[ST_FREES] += freed
+    stats[ST_HEAP_ALLOC] -= freed * size
+    class_stats[span_class, CS_FREES] += freed
+    class_stats[span_class, CS_LIVE] -= freed
+    class_stats[span_class, CS_LIVE_BYTES] -= freed * size
+    class_stats[span_class, CS_USED] -= used
     spans[s, SP_FREEINDEX] = 0
     if spans[s, SP_ALLOCATED] == 0:
         _free_span(s, spans, free_ids, pages, summary, stats, class_stats)
