@@ -1,15 +1,23 @@
 """Where Numba keeps compiled kernels, decided when memsim is imported, before Numba is.
 
-Numba caches next to the source when it can write there, else in the user's cache directory; when
-neither is writable, decorating a cached function fails at import. memsim checks first and, if
-needed, points ``NUMBA_CACHE_DIR`` at a writable place: ``$XDG_CACHE_HOME/memsim/numba`` (or
-``~/.cache/memsim/numba``), else a folder in the system temporary directory.
+Numba checks a cached kernel only against its own source file, so a kernel compiled against
+another version of a module it imports constants from (array layouts, field numbers) would be
+loaded as if nothing had changed. memsim therefore keeps its kernels in a folder named after a
+hash of all of its source (``numba-<hash>``), and removes the folders of other versions next to it.
+
+The folder goes inside ``NUMBA_CACHE_DIR`` when you set it; otherwise in the package's
+``__pycache__`` when that is writable, else ``$XDG_CACHE_HOME/memsim`` (or ``~/.cache/memsim``),
+else the system temporary directory. memsim never fails at import for want of a writable folder.
 """
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent
 
 
 def _writable(folder: Path) -> bool:
@@ -22,11 +30,31 @@ def _writable(folder: Path) -> bool:
         return False
 
 
+def source_hash() -> str:
+    digest = hashlib.sha256()
+    for path in sorted(PACKAGE.rglob("*.py")):
+        digest.update(path.relative_to(PACKAGE).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def ensure_cache_dir() -> None:
-    if os.environ.get("NUMBA_CACHE_DIR") or _writable(Path(__file__).parent / "__pycache__"):
+    if os.environ.get("MEMSIM_NUMBA_CACHE_SET"):  # already decided in this process (or its parent)
         return
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    for candidate in (Path(xdg) / "memsim" / "numba", Path(tempfile.gettempdir()) / f"memsim-numba-{os.getuid()}"):
-        if _writable(candidate):
-            os.environ["NUMBA_CACHE_DIR"] = str(candidate)
+    user = os.environ.get("NUMBA_CACHE_DIR")
+    xdg = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "memsim"
+    candidates = [Path(user)] if user else [Path(__file__).parent / "__pycache__", xdg]
+    candidates.append(Path(tempfile.gettempdir()) / f"memsim-numba-{os.getuid()}")
+    name = f"numba-{source_hash()}"
+    for parent in candidates:
+        if _writable(parent / name):
+            _remove_other_versions(parent, name)
+            os.environ["NUMBA_CACHE_DIR"] = str(parent / name)
+            os.environ["MEMSIM_NUMBA_CACHE_SET"] = "1"
             return
+
+
+def _remove_other_versions(parent: Path, keep: str) -> None:
+    for old in parent.glob("numba-*"):
+        if old.name != keep and old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)

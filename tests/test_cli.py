@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -173,9 +174,22 @@ def test_numba_cache_falls_back_when_the_package_folder_is_read_only(tmp_path, m
     blocker = tmp_path / "file"
     blocker.write_text("")
     monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    monkeypatch.delenv("MEMSIM_NUMBA_CACHE_SET", raising=False)
     monkeypatch.setattr(numba_cache, "__file__", str(blocker / "pkg" / "numba_cache.py"))  # cannot be made
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     numba_cache.ensure_cache_dir()
-    import os
 
-    assert os.environ["NUMBA_CACHE_DIR"] == str(tmp_path / "xdg" / "memsim" / "numba")
+    assert os.environ["NUMBA_CACHE_DIR"] == str(tmp_path / "xdg" / "memsim" / f"numba-{numba_cache.source_hash()}")
+
+
+def test_numba_cache_is_versioned_by_the_source_and_old_versions_go(tmp_path, monkeypatch):
+    from memsim import numba_cache
+
+    (tmp_path / "numba-0123456789abcdef").mkdir()
+    (tmp_path / "unrelated").mkdir()
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("MEMSIM_NUMBA_CACHE_SET", raising=False)
+    numba_cache.ensure_cache_dir()
+
+    assert os.environ["NUMBA_CACHE_DIR"] == str(tmp_path / f"numba-{numba_cache.source_hash()}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([f"numba-{numba_cache.source_hash()}", "unrelated"])

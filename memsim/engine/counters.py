@@ -41,8 +41,8 @@ HM_HITS, HM_MISSES = 0, 1
 MEMORY_COUNTERS = ("reads", "writes")
 M_READS, M_WRITES = range(len(MEMORY_COUNTERS))
 
-COHERENCE_COUNTERS = ("invalidations",)
-H_INVALIDATIONS = 0
+COHERENCE_COUNTERS = ("invalidations", "upgrades", "c2c_transfers")
+H_INVALIDATIONS, H_UPGRADES, H_C2C = range(len(COHERENCE_COUNTERS))
 
 
 @dataclass

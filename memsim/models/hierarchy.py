@@ -36,8 +36,10 @@ KIND_DATA, KIND_INSTRUCTIONS = 0, 1
     F_SET_MASK,
     L_ABOVE_START,
     L_ABOVE_END,
-) = range(15)
-N_FIELDS = 15
+    F_PARTICIPANT,
+) = range(16)
+N_FIELDS = 16
+UNTRACKED = -1  # F_PARTICIPANT of a cache shared by all cores: no coherence protocol there
 L_INVALIDATE_START, L_INVALIDATE_END = 0, 1  # columns of Hierarchy.core_config
 
 SPLITMIX_SEED_STRIDE = 1_000_003  # instance k's random stream starts at seed * stride + k
@@ -143,6 +145,14 @@ def build(machine: Machine) -> Hierarchy:
                 path[core, kind, lvl] = instance_of(s, core)
         spec_index += len(level)
 
+    def participant_of(k: int) -> int:
+        """Coherence participant (docs/engine.md): all shared_by=1 caches of a core are one
+        (numbered by the core); each group-shared instance is one of its own."""
+        shared_by = specs[instances[k].spec].shared_by
+        if shared_by == machine.cores:
+            return UNTRACKED
+        return instances[k].cores[0] if shared_by == 1 else machine.cores + k
+
     config = np.zeros((len(instances), N_FIELDS), np.int64)
     slot_base = set_base = 0
     next_of = {}
@@ -165,6 +175,7 @@ def build(machine: Machine) -> Hierarchy:
         config[k, F_NEXT] = below
         config[k, F_SPEC] = inst.spec
         config[k, F_SET_MASK] = cache.sets - 1 if cache.sets & (cache.sets - 1) == 0 else -1
+        config[k, F_PARTICIPANT] = participant_of(k)
         slot_base += cache.sets * cache.ways
         set_base += cache.sets
 
@@ -180,18 +191,15 @@ def build(machine: Machine) -> Hierarchy:
         links += [(a, -1) for a in sorted(above)]
         config[k, L_ABOVE_END] = len(links)
 
-    # Participants: all shared_by=1 caches of a core are one; each group-shared instance is one.
+    # Every tracked cache that does not serve a core, grouped by participant, top level first.
     core_config = np.zeros((machine.cores, 2), np.int64)
     for core in range(machine.cores):
-        entries = []
-        for k, inst in enumerate(instances):
-            shared_by = specs[inst.spec].shared_by
-            if shared_by == machine.cores or core in inst.cores:
-                continue
-            participant = inst.cores[0] if shared_by == 1 else machine.cores + k
-            entries.append((participant, k))
+        entries = sorted(
+            (participant_of(k), k) for k, inst in enumerate(instances)
+            if participant_of(k) != UNTRACKED and core not in inst.cores
+        )
         core_config[core, L_INVALIDATE_START] = len(links)
-        links += [(k, participant) for participant, k in sorted(entries)]
+        links += [(k, participant) for participant, k in entries]
         core_config[core, L_INVALIDATE_END] = len(links)
 
     return Hierarchy(
