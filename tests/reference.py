@@ -1,6 +1,7 @@
 """Slow, obviously-correct pure-Python reference model of the cache-hierarchy rules.
 
-This module implements ``docs/engine.md`` literally and independently of the jitted engine
+This module implements ``docs/engine.md`` and the protocol rules of ``docs/coherence.md`` (the
+sections up to "Miss classification") literally and independently of the jitted engine
 (``memsim/engine/kernel.py``); the differential tests compare every counter of the two. It is
 written for clarity, not speed: one object per cache instance, one list of ``Slot`` per set.
 
@@ -13,6 +14,120 @@ every line above it, so it never installs a line arriving from above inside anot
 
 Events rows whose op is not an access (alloc, free, gc) are ignored; ``obj`` is ignored and
 ``addr`` is taken as the raw address.
+
+Coherence (``machine.coherence``: msi, mesi or moesi)
+-----------------------------------------------------
+
+Words as in the rulebooks: a cache is *tracked* when it is not shared by all cores; tracked caches
+fall into *participants* (the ``shared_by: 1`` caches of one core; each group-shared instance);
+``P(c)`` is the set of caches on core ``c``'s two paths; ``X`` is the cache that serves the piece
+(first on the path holding the line) or memory. A cache's *chain* is the caches below it, nearest
+first. Every slot has a dirty bit and an exclusive bit; a cache shared by all cores never sets the
+exclusive bit. Where docs/coherence.md is silent or ambiguous, this model reads it as follows.
+
+C0. Order. A piece does the lookup (engine step 2) first, which finds ``X``; then the coherence
+    rules below; then engine steps 3 (move out of an exclusive level), 4 (fill), 5 (write), 6
+    (cost). Lookup only touches P(c) and invalidation only other caches, so doing the
+    invalidation after the lookup counts the same as engine step 1 did.
+
+C1. Local reads. A read is *local* when ``X`` is a ``shared_by: 1`` cache (necessarily one of
+    core c's). A local read has no coherence effect at all: no transfer, no downgrade, no change
+    of any exclusive bit; the copies it installs (all in c's own participant, above X) take X's
+    exclusive bit, and a line moving up out of an exclusive X carries X's bit with its dirty bit.
+    All other reads (X a group cache, a cache shared by all, or memory) are *non-local*. So a read
+    hit in the core's own caches never makes its S copy exclusive, even when every other sharer
+    has since evicted its copy (the page's "evictions are silent", applied to reads too: the
+    literal "copies found on P(c) get the exclusive bit" is applied to non-local reads only).
+
+C2. Owner. A tracked cache *owns* the line when its copy is dirty; the dirty bit is taken
+    literally, so a write-through cache holding a line that moved up dirty out of an exclusive
+    level owns it too. A participant owns the line when one of its caches does.
+
+C3. Read transfer (non-local reads). The owners are the tracked caches outside P(c) holding the
+    line dirty whose chain contains X (any chain when X is memory). If there is one: count one
+    ``c2c_transfer`` (once, however many owners), and the piece costs ``c2c_latency``.
+    Under MSI and MESI the owners then write back, repeatedly until no owner (by this
+    definition) is left: take the topmost owning cache T (smallest level, then smallest instance
+    number); every dirty copy of the line in T's participant becomes clean (also ones not leading
+    to X); T counts a ``writeback`` (once for the participant); a write-back arrives (engine
+    "What arrives from above": writebacks_in, install or mark or forward, memory write) at the
+    next cache below the lowest cache of T's participant on T's chain, or memory. The write-back
+    can make a group cache below the owner dirty (installing or marking the line there); when that
+    cache is itself outside P(c) and leads to X it is an owner now and writes back in its turn.
+    So after an MSI/MESI read no tracked cache outside P(c) leading to X holds the line dirty,
+    and each participant writes back at most once per piece (topmost first: a write-back only
+    goes down). Owners that do not lead to X keep their dirty bit (they are downgraded, C5).
+    Under MOESI nothing is written back: the owners stay dirty.
+
+C4. Where a downgrade's write-back lands. It can land in a cache on the reader's path above X
+    that missed in the lookup (a group cache between the reader and X): it installs there dirty.
+    The fill then finds the data there: for engine steps 3-4 and the memory-read rule the piece
+    continues as if the topmost cache on the path now holding the line had served it (the fill
+    starts just above it, caches between it and X do not install, and memory counts no read);
+    its lookup miss and the piece's cost (c2c_latency) stay. Otherwise memory reads are counted as
+    in docs/engine.md: when X is memory and some cache installs the line in the fill, also when a
+    c2c transfer supplied the data (the transfer changes the cost, not the memory counters). If a
+    write-back's cascade evicted the line from X itself, step 3 moves nothing and the fill still
+    happens. A group cache on P(c) that a write-back reaches (installing or marking) holds the
+    line dirty while the line is shared, under every protocol (the group owns it; its exclusive
+    bit follows C6); C3 writes it back on a later read from outside the group.
+
+C5. Downgrade (non-local reads, after C3, whether or not anything was transferred): every
+    tracked copy outside P(c) loses its exclusive bit.
+
+C6. Exclusive bits after a non-local read's fill. Let *alone* mean: no tracked cache outside P(c)
+    holds the line (after C3, C5 and the fill). Every tracked copy on P(c) holding the line
+    (installed or found) gets exclusive = alone and (protocol is MESI or MOESI, or its participant
+    held the line exclusive before the piece, or the line moved up into the participant out of an
+    exclusive X carrying an exclusive or a dirty bit). Not alone: every copy on P(c) loses its
+    exclusive bit, group caches included, even when the only other copies are in private caches
+    under that group cache (an exclusive bit always means "every tracked copy is on one core's
+    paths"; a group cache is not exclusive "for its cluster"). So MESI/MOESI give E to a reader
+    that is alone, found copies included (say the core's own L1i copy); under MSI a read never
+    grants exclusivity, but an exclusive participant stays so, and a line moving up dirty or
+    exclusive out of an exclusive level to a reader that is alone arrives as M (a cache shared by
+    all cores cannot keep the exclusive bit, and a dirty copy that nobody else holds is M). A dirty
+    line moving up to a reader that is not alone is dirty and not exclusive under every protocol:
+    this and C4 are the ways a copy can be dirty and shared (O-like) under MSI and MESI; rules C3
+    and W1 treat it as an owned, non-exclusive copy.
+
+C7. Writes. W1: the piece is an upgrade when X is a tracked cache whose copy is not exclusive,
+    whatever X is: also a group cache under private caches of the core that missed, an
+    exclusive-level cache, a write-through cache. W2, otherwise: a ``c2c_transfer`` when any
+    tracked cache outside P(c) holds the line dirty (no path condition, as the page says). So a
+    write served by a cache shared by all cores or by memory is neither an upgrade nor a transfer
+    when the copies elsewhere are clean (invalidations only), even when the core's own L1i holds
+    the line. An upgrade drops an owner's copies (an O elsewhere, MOESI) without a write-back and
+    counts no transfer. W3: invalidation as docs/engine.md step 1. W4: after engine step 5 (so
+    that a copy a forwarded store installs below a write-through cache counts too), every tracked
+    copy on P(c) holding the line becomes exclusive: all of c's participant and every group cache
+    on c's paths.
+
+C8. Installs outside these steps. An evicted line carries its exclusive bit (an inclusive cache
+    ORs in the bits of the copies it back-invalidates, as it does dirty bits); a write-back
+    install or victim fill of it takes that bit, and a cache that already holds the line ORs the
+    bit in (as a victim fill merges the dirty bit). So a dirty victim installed into a private L2
+    keeps the participant's state, and a group cache taking the victim of an exclusive copy
+    becomes exclusive (every copy is still on that one core's paths). Forwarded stores and
+    downgrade write-backs carry no exclusive bit (W4 sets it for a write; a downgraded copy is not
+    exclusive). Evictions never change other copies (silent).
+
+C9. A line that no tracked cache holds: a write is neither an upgrade nor a transfer and
+    invalidates nothing; a read transfers nothing. Instruction caches are tracked like data
+    caches and an ifetch is a read; a core's own L1i is on P(c), so the core's writes never
+    invalidate it and make its copy exclusive (W4). Write-through tracked caches take part like
+    any other; their copies are normally clean, so the owner of a line written through a
+    write-through L1 is the write-back cache below it (a private L2, or a group cache).
+
+C10. Cost. ``c2c_latency`` (a transfer) or ``upgrade_latency`` (an upgrade) replaces the latency
+    of X (or memory) for the piece; a piece is never both.
+
+What this keeps, checked after every piece by tests/test_reference_coherence.py: all copies of
+one participant have the same exclusive bit; when some tracked copy of a line is exclusive, all
+tracked copies of it (exclusive ones included) lie on one core's paths, so a core's private
+exclusive copy means that no other core's private caches hold the line and that only group caches
+on that core's paths do; under MSI and MESI all dirty tracked copies of a line lie on one core's
+paths.
 """
 from __future__ import annotations
 
@@ -22,7 +137,9 @@ import numpy as np
 
 from memsim.engine.counters import (
     CACHE_COUNTERS,
+    H_C2C,
     H_INVALIDATIONS,
+    H_UPGRADES,
     HM_HITS,
     HM_MISSES,
     K_ACCESSES,
@@ -56,6 +173,7 @@ class SplitMix64:
 class Slot:
     line: int | None = None  # None = invalid (the engine's tag -1)
     dirty: bool = False
+    exclusive: bool = False  # always False in an untracked cache (shared by all cores)
 
     @property
     def valid(self) -> bool:
@@ -74,6 +192,7 @@ class CacheInstance:
         self.first_core = number * spec.shared_by
         self.cores = range(self.first_core, self.first_core + spec.shared_by)
         self.shared_by_all = spec.shared_by == machine.cores
+        self.tracked = not self.shared_by_all
         self.next: CacheInstance | None = None  # filled in by the hierarchy
         self.above: list[CacheInstance] = []
         self.counters = dict.fromkeys(CACHE_COUNTERS, 0)
@@ -137,8 +256,8 @@ class CacheInstance:
         if where is None:
             return None
         slot = self.sets[where[0]][where[1]]
-        old = Slot(slot.line, slot.dirty)
-        slot.line, slot.dirty = None, False
+        old = Slot(slot.line, slot.dirty, slot.exclusive)
+        slot.line, slot.dirty, slot.exclusive = None, False, False
         return old
 
     # --- replacement ------------------------------------------------------------------------
@@ -217,6 +336,18 @@ class CacheInstance:
         """Per set, every way: (line, dirty) or None if invalid."""
         return [[(slot.line, slot.dirty) if slot.valid else None for slot in ways] for ways in self.sets]
 
+    def states(self) -> list[list[tuple[int, bool, bool]]]:
+        """Per set, the valid lines in way order as (line, dirty, exclusive)."""
+        return [[(slot.line, slot.dirty, slot.exclusive) for slot in ways if slot.valid] for ways in self.sets]
+
+    def chain(self) -> list["CacheInstance"]:
+        """The caches below this one, nearest first (its path's way to memory)."""
+        out, node = [], self.next
+        while node is not None:
+            out.append(node)
+            node = node.next
+        return out
+
     def lines(self) -> set[int]:
         return {line for s in self.contents() for line, _ in s}
 
@@ -274,22 +405,37 @@ class Simulator:
                 node.above.append(inst)
                 node = node.next
 
-        # coherence participants
+        # coherence participants (docs/engine.md step 1): the shared_by 1 caches of one core, or
+        # one instance shared by a group; caches shared by all cores are not tracked
         self.participant: dict[int, object] = {}
+        self.members: dict[object, list[CacheInstance]] = {}
         for inst in self.instances:
-            if inst.shared_by_all:
+            if not inst.tracked:
                 continue
             if inst.spec.shared_by == 1:
-                self.participant[inst.k] = ("core", inst.first_core)
+                p = ("core", inst.first_core)
             else:
-                self.participant[inst.k] = ("instance", inst.k)
+                p = ("instance", inst.k)
+            self.participant[inst.k] = p
+            self.members.setdefault(p, []).append(inst)
+        # P(c): the instances on core c's two paths
+        self.on_paths: list[set[int]] = [
+            {inst.k for path in self.paths[core].values() for inst in path} for core in range(cores)
+        ]
+        self.protocol = machine.coherence.protocol
+        if self.protocol not in ("msi", "mesi", "moesi"):
+            raise ValueError(f"unknown coherence protocol {self.protocol!r}")
 
         self.memory_reads = 0
         self.memory_writes = 0
         self.invalidations = 0
+        self.upgrades = 0
+        self.c2c_transfers = 0
         self.core_accesses = [0] * cores
         self.core_cycles = [0] * cores
         self.core_level = [[[0, 0] for _ in specs] for _ in range(cores)]
+        # writebacks counted by downgrades (not evictions), per instance: for invariant tests only
+        self.downgrade_writebacks = [0] * len(self.instances)
 
     # --- lookup helpers for tests -----------------------------------------------------------
 
@@ -302,6 +448,16 @@ class Simulator:
     def state(self) -> list[list[list[tuple[int, bool]]]]:
         """Per instance (engine order), per set, the valid (line, dirty) pairs in way order."""
         return [inst.contents() for inst in self.instances]
+
+    def holders(self, line: int) -> list[tuple[CacheInstance, Slot]]:
+        """Every tracked cache holding ``line``, with its slot (engine instance order)."""
+        out = []
+        for inst in self.instances:
+            if inst.tracked:
+                slot = inst.slot(line)
+                if slot is not None:
+                    out.append((inst, slot))
+        return out
 
     # --- running ----------------------------------------------------------------------------
 
@@ -331,18 +487,17 @@ class Simulator:
 
     def piece(self, core: int, kind: str, is_write: bool, line: int) -> int:
         path = self.paths[core][kind]
+        mine = self.on_paths[core]  # P(c)
+        coherence = self.machine.coherence
 
-        # 1. coherence (write-invalidate)
-        if is_write:
-            losers = set()
-            for inst in self.instances:
-                if inst.shared_by_all or inst.serves_core(core):
-                    continue
-                if inst.drop(line) is not None:
-                    losers.add(self.participant[inst.k])
-            self.invalidations += len(losers)
+        # the exclusive bit of each participant on P(c) that holds the line before the piece
+        before: dict[object, bool] = {}
+        for inst, slot in self.holders(line):
+            if inst.k in mine:
+                p = self.participant[inst.k]
+                before[p] = before.get(p, False) or slot.exclusive
 
-        # 2. lookup
+        # lookup
         server = len(path)  # index into path; len(path) = memory
         for i, inst in enumerate(path):
             inst.counters["accesses"] += 1
@@ -355,28 +510,73 @@ class Simulator:
                 break
             inst.counters["misses"] += 1
             self.core_level[core][inst.spec_index][HM_MISSES] += 1
+        x = path[server] if server < len(path) else None  # the serving cache, None = memory
+        cost = x.spec.latency if x is not None else self.machine.memory_latency
+
+        # coherence, before the fill (C0). A local piece is served by a shared_by 1 cache (of
+        # this core); the copies it installs take that cache's (the participant's) bit (C1).
+        local = x is not None and x.spec.shared_by == 1
+        local_bit = local and x.slot(line).exclusive
+        if is_write:
+            others = [(inst, slot) for inst, slot in self.holders(line) if inst.k not in mine]
+            if x is not None and x.tracked and not x.slot(line).exclusive:
+                self.upgrades += 1  # C7 W1: an upgrade
+                cost = coherence.upgrade_latency
+            elif any(slot.dirty for _, slot in others):
+                self.c2c_transfers += 1  # C7 W2: the owner hands the data over
+                cost = coherence.c2c_latency
+            losers = set()  # C7 W3: invalidation
+            for inst, _ in others:
+                inst.drop(line)
+                losers.add(self.participant[inst.k])
+            self.invalidations += len(losers)
+        elif not local:
+            owners = [
+                inst
+                for inst, slot in self.holders(line)
+                if inst.k not in mine and slot.dirty and (x is None or x in inst.chain())
+            ]
+            if owners:  # C3: cache-to-cache transfer
+                self.c2c_transfers += 1
+                cost = coherence.c2c_latency
+                if self.protocol != "moesi" and self.write_back_owners(core, x, path[:server], line):
+                    # C4: the write-back landed on the path above the server: the fill finds it
+                    # there, as if that cache had served the piece
+                    server = next(i for i, inst in enumerate(path) if inst.holds(line))
+                    x = path[server]
+            for inst, slot in self.holders(line):  # C5: downgrades
+                if inst.k not in mine:
+                    slot.exclusive = False
 
         def will_install(inst: CacheInstance) -> bool:
             return not inst.exclusive and not (is_write and not inst.spec.write_allocate)
 
-        # 3. move out of an exclusive level
-        carried_dirty = False
-        if server < len(path) and path[server].exclusive and server >= 1 and will_install(path[server - 1]):
-            carried_dirty = path[server].drop(line).dirty
+        # move out of an exclusive level (only if the server still holds the line: a write-back
+        # cascade of a downgrade may, in principle, have evicted it; C4)
+        carried_dirty = carried_exclusive = False
+        moved_into = None
+        if x is not None and x.exclusive and server >= 1 and will_install(path[server - 1]) and x.holds(line):
+            old = x.drop(line)
+            carried_dirty, carried_exclusive = old.dirty, old.exclusive
+            moved_into = path[server - 1]
 
-        # 4. fill, upward from just above the server
+        # fill, upward from just above the server; on a local piece the installed copies take the
+        # participant's bit (the server's), otherwise they are set below (C6, C7 W4)
         installed = False
         for i in range(server - 1, -1, -1):
             inst = path[i]
-            if not will_install(inst):
+            if inst.exclusive or (is_write and not inst.spec.write_allocate):
                 continue
             assert not inst.holds(line), "a cache that missed cannot have gained the line"
-            self.install(inst, line, carried_dirty if i == server - 1 else False)
+            if inst is moved_into:
+                self.install(inst, line, carried_dirty, carried_exclusive if local else False)
+            else:
+                self.install(inst, line, False, local_bit)
             installed = True
         if server == len(path) and installed:
             self.memory_reads += 1
 
-        # 5. write
+        # write
         if is_write:
             holder = next((inst for inst in path if inst.holds(line)), None)
             if holder is None:
@@ -384,23 +584,64 @@ class Simulator:
             elif holder.write_back:
                 holder.slot(line).dirty = True
             else:
-                self.write_back_arrives(holder.next, line)
+                self.write_back_arrives(holder.next, line, False)
+            for inst, slot in self.holders(line):  # C7 W4: the writer's copies become exclusive
+                if inst.k in mine:
+                    slot.exclusive = True
+        elif not local:
+            # C6: the exclusive bit of each participant on P(c) that holds the line
+            alone = all(inst.k in mine for inst, _ in self.holders(line))
+            moved_p = self.participant.get(moved_into.k) if moved_into is not None else None
+            for inst, slot in self.holders(line):
+                if inst.k not in mine:
+                    continue
+                p = self.participant[inst.k]
+                slot.exclusive = alone and (
+                    self.protocol != "msi"
+                    or before.get(p, False)
+                    or (p == moved_p and (carried_exclusive or carried_dirty))
+                )
 
-        # 6. cost
-        return path[server].spec.latency if server < len(path) else self.machine.memory_latency
+        return cost
+
+    def write_back_owners(self, core: int, x: CacheInstance | None, above: list[CacheInstance], line: int) -> bool:
+        """MSI/MESI read (C3): owners outside P(c) whose chain leads to ``x`` write the line back,
+        topmost dirty cache first, until none is left. Returns whether a write-back put the line
+        in one of the caches ``above`` the server on the path (all of which missed it; C4)."""
+        while True:
+            dirty = [
+                inst
+                for inst, slot in self.holders(line)
+                if inst.k not in self.on_paths[core] and slot.dirty and (x is None or x in inst.chain())
+            ]
+            if not dirty:
+                break
+            top = min(dirty, key=lambda inst: (inst.level, inst.k))
+            p = self.participant[top.k]
+            for member in self.members[p]:
+                slot = member.slot(line)
+                if slot is not None:
+                    slot.dirty = False
+            top.counters["writebacks"] += 1
+            self.downgrade_writebacks[top.k] += 1
+            lowest = top
+            while lowest.next is not None and self.participant.get(lowest.next.k) == p:
+                lowest = lowest.next
+            self.write_back_arrives(lowest.next, line, False)
+        return any(inst.holds(line) for inst in above)
 
     # --- installing and evicting ------------------------------------------------------------
 
-    def install(self, inst: CacheInstance, line: int, dirty: bool) -> None:
+    def install(self, inst: CacheInstance, line: int, dirty: bool, exclusive: bool) -> None:
         s = inst.set_index(line)
         way = inst.choose_victim(s)
         slot = inst.sets[s][way]
         if slot.valid:
-            self.evict(inst, slot.line, slot.dirty)
-        slot.line, slot.dirty = line, dirty
+            self.evict(inst, slot.line, slot.dirty, slot.exclusive)
+        slot.line, slot.dirty, slot.exclusive = line, dirty, exclusive and inst.tracked
         inst.touch_on_fill(s, way)
 
-    def evict(self, inst: CacheInstance, line: int, dirty: bool) -> None:
+    def evict(self, inst: CacheInstance, line: int, dirty: bool, exclusive: bool) -> None:
         inst.counters["evictions"] += 1
         if inst.inclusive:
             for upper in inst.above:
@@ -408,6 +649,7 @@ class Simulator:
                 if old is not None:
                     upper.counters["back_invalidations"] += 1
                     dirty = dirty or old.dirty
+                    exclusive = exclusive or old.exclusive
         if dirty:
             inst.counters["writebacks"] += 1
         below = inst.next
@@ -415,35 +657,39 @@ class Simulator:
             if dirty:
                 self.memory_writes += 1
         elif below.exclusive:
-            self.victim_fill(below, line, dirty)
+            self.victim_fill(below, line, dirty, exclusive)
         elif dirty:
-            self.write_back_arrives(below, line)
+            self.write_back_arrives(below, line, exclusive)
         # a clean victim above a non-exclusive cache is simply dropped
 
-    def write_back_arrives(self, inst: CacheInstance | None, line: int) -> None:
-        """A dirty victim or a forwarded store arrives at ``inst`` (None = memory)."""
+    def write_back_arrives(self, inst: CacheInstance | None, line: int, exclusive: bool) -> None:
+        """A dirty victim, a forwarded store or a downgrade's write-back arrives at ``inst``
+        (None = memory). ``exclusive`` is the exclusive bit of the copy it comes from (False for
+        stores and downgrades); a copy that takes it in merges it (OR)."""
         if inst is None:
             self.memory_writes += 1
             return
         inst.counters["writebacks_in"] += 1
         slot = inst.slot(line)
         if slot is not None:
+            slot.exclusive = (slot.exclusive or exclusive) and inst.tracked
             if inst.write_back:
                 slot.dirty = True
             else:
-                self.write_back_arrives(inst.next, line)
+                self.write_back_arrives(inst.next, line, exclusive)
         elif inst.write_back and inst.spec.write_allocate and not inst.exclusive:
-            self.install(inst, line, True)
+            self.install(inst, line, True, exclusive)
         else:
-            self.write_back_arrives(inst.next, line)
+            self.write_back_arrives(inst.next, line, exclusive)
 
-    def victim_fill(self, inst: CacheInstance, line: int, dirty: bool) -> None:
+    def victim_fill(self, inst: CacheInstance, line: int, dirty: bool, exclusive: bool) -> None:
         slot = inst.slot(line)
         if slot is not None:
             slot.dirty = slot.dirty or dirty
+            slot.exclusive = (slot.exclusive or exclusive) and inst.tracked
             return
         inst.counters["fills"] += 1
-        self.install(inst, line, dirty)
+        self.install(inst, line, dirty, exclusive)
 
     # --- results ----------------------------------------------------------------------------
 
@@ -462,6 +708,8 @@ class Simulator:
         out.memory[M_READS] = self.memory_reads
         out.memory[M_WRITES] = self.memory_writes
         out.coherence[H_INVALIDATIONS] = self.invalidations
+        out.coherence[H_UPGRADES] = self.upgrades
+        out.coherence[H_C2C] = self.c2c_transfers
         return out
 
 

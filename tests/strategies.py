@@ -4,7 +4,8 @@ Machines respect the structural rules of ``docs/engine.md``: 1-4 cores, 1-3 leve
 may be split into an instruction and a data cache (both halves share one ``shared_by``), once a
 level is unified every level below is, ``shared_by`` divides the core count and is a multiple of
 the ``shared_by`` of every level above, the first level is never exclusive, plru
-caches have a power-of-two way count. Geometries are tiny
+caches have a power-of-two way count; the coherence protocol (msi, mesi, moesi) and its c2c and
+upgrade latencies are drawn too. Geometries are tiny
 (1-8 sets, not always a power of two; 1-8 ways) so sets fill and evict constantly.
 
 Traces draw lines from a small pool so lines collide, with offsets and sizes that straddle line
@@ -15,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from memsim.machine import INCLUSIONS, REPLACEMENTS, Cache, Machine
+from memsim.machine import INCLUSIONS, PROTOCOLS, REPLACEMENTS, Cache, Coherence, Machine
 from memsim.trace.events import NO_OBJECT, OP_IFETCH, OP_READ, OP_RMW, OP_WRITE, Events
 
 LINE_SIZES = (16, 32, 64)
@@ -73,6 +74,17 @@ def machines(draw, max_cores: int = 4, max_levels: int = 3) -> Machine:
         levels=tuple(levels),
         memory_latency=draw(st.integers(20, 300)),
         seed=draw(st.integers(0, 2**32 - 1) | st.sampled_from([0, 1, 42])),
+        coherence=draw(coherences()),
+    )
+
+
+@st.composite
+def coherences(draw) -> Coherence:
+    """A protocol and its two costs (0 allowed: a free transfer or upgrade)."""
+    return Coherence(
+        protocol=draw(st.sampled_from(PROTOCOLS)),
+        c2c_latency=draw(st.integers(0, 250)),
+        upgrade_latency=draw(st.integers(0, 60)),
     )
 
 

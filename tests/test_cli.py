@@ -65,11 +65,13 @@ def test_json_to_stdout_is_only_json_and_exact(tmp_path):
     assert doc["trace"]["name"] == "tiny" and doc["trace"]["events"] == 3
     l1, l2 = doc["levels"]
     # core 0 reads line 0, core 1 writes line 0 (invalidating core 0's copy), core 0 reads lines 0
-    # and 1 (a straddling access): L1 sees 4 pieces, all misses; L2 hits line 0 twice.
+    # and 1 (a straddling access): L1 sees 4 pieces, all misses; L2 hits line 0 twice, and the
+    # second time core 1's dirty copy supplies the data (a transfer costing c2c_latency, which
+    # defaults to the memory latency).
     assert (l1["accesses"], l1["hits"], l1["misses"]) == (4, 0, 4)
     assert (l2["accesses"], l2["hits"], l2["misses"]) == (4, 2, 2)
     assert [i["cores"] for i in l1["instances"]] == [[0], [1]]
-    assert doc["coherence"] == {"invalidations": 1}
+    assert doc["coherence"] == {"invalidations": 1, "upgrades": 0, "c2c_transfers": 1}
     assert doc["cores"][0]["accesses"] == 2 and doc["cores"][0]["cycles"] == 100 + 100
     assert doc["cores"][1]["cycles"] == 10
     assert doc["machine"]["levels"][1]["shared_by"] == 2

@@ -32,7 +32,9 @@ from memsim.engine.counters import (
     C_MISSES,
     C_WRITEBACKS,
     C_WRITEBACKS_IN,
+    H_C2C,
     H_INVALIDATIONS,
+    H_UPGRADES,
     HM_HITS,
     HM_MISSES,
     K_ACCESSES,
@@ -45,6 +47,7 @@ from memsim.models.hierarchy import (
     N_FIELDS,
     F_LATENCY,
     F_NEXT,
+    F_PARTICIPANT,
     F_POLICY,
     F_RRPV_MAX,
     F_SET_BASE,
@@ -61,12 +64,15 @@ from memsim.models.hierarchy import (
     L_ABOVE_START,
     L_INVALIDATE_END,
     L_INVALIDATE_START,
+    UNTRACKED,
 )
 from memsim.trace.events import OP_IFETCH, OP_READ, OP_RMW, OP_WRITE
 
 LRU, PLRU, FIFO, RANDOM, SRRIP = 0, 1, 2, 3, 4
 NINE, INCLUSIVE, EXCLUSIVE = 0, 1, 2
 CLEAN, DIRTY = 0, 1
+EXCLUSIVE_COPY = 2  # state bit of a tracked copy: no other participant holds the line (docs/coherence.md)
+MSI, MESI, MOESI = 0, 1, 2
 STATE_BITS = 4  # room for the coherence states to come
 STATE_MASK = (1 << STATE_BITS) - 1
 INVALID = -1
@@ -276,30 +282,31 @@ def _place(cfg, slots, rrpv, plru, c, base, slot, victim_line, word):
 
 @jit
 def _back_invalidate(cfg, slots, counts, links, c, line):
-    """Drop ``line`` from every cache above ``c``; True if one of the dropped copies was dirty."""
-    dirty = False
+    """Drop ``line`` from every cache above ``c``; returns the dropped copies' state bits, OR-ed."""
+    bits = 0
     for k in range(_cfg(cfg, c, L_ABOVE_START), _cfg(cfg, c, L_ABOVE_END)):
         a = links[k, 0]
         base = _set_base(cfg, a, line)
         slot = _find(cfg, slots, a, base, line)
         if slot >= 0:
-            dirty |= (slots[slot] & STATE_MASK) == DIRTY
+            bits |= slots[slot] & STATE_MASK
             _remove(cfg, slots, a, base, slot)
             counts[a, C_BACK_INVALIDATIONS] += 1
-    return dirty
+    return bits
 
 
 @jit
-def _deliver_writeback(cfg, slots, counts, memory, r, line):
-    """A write-back or forwarded store arrives at ``r`` (memory if -1).
+def _deliver_writeback(cfg, slots, counts, memory, r, line, bits):
+    """A write-back or forwarded store arrives at ``r`` (memory if -1) with state ``bits`` (dirty,
+    and the exclusive bit an evicted copy carries).
 
-    Returns the instance that must install the line dirty, or -1 when it was absorbed."""
+    Returns the instance that must install the line, or -1 when it was absorbed."""
     while r >= 0:
         counts[r, C_WRITEBACKS_IN] += 1
         slot = _find(cfg, slots, r, _set_base(cfg, r, line), line)
         if slot >= 0:
             if _cfg(cfg, r, F_WRITE_BACK):
-                slots[slot] = (line << STATE_BITS) | DIRTY
+                slots[slot] |= _kept(cfg, r, bits)
                 return -1
         elif _cfg(cfg, r, F_WRITE_BACK) and _cfg(cfg, r, F_WRITE_ALLOCATE) and _cfg(cfg, r, F_INCLUSION) != EXCLUSIVE:
             return r
@@ -309,13 +316,19 @@ def _deliver_writeback(cfg, slots, counts, memory, r, line):
 
 
 @jit_inline
+def _kept(cfg, c, bits):
+    """The state bits cache ``c`` keeps: a cache shared by all cores has no exclusive bit."""
+    return bits & ~EXCLUSIVE_COPY if _cfg(cfg, c, F_PARTICIPANT) == UNTRACKED else bits
+
+
+@jit_inline
 def _evicts_quietly(cfg, c, victim_word):
     """True when evicting ``victim_word`` from ``c`` changes nothing but ``c`` itself: an empty
     slot, or a clean line that no inclusion rule and no exclusive level below cares about."""
     if victim_word == INVALID:
         return True
     below = _cfg(cfg, c, F_NEXT)
-    return ((victim_word & STATE_MASK) != DIRTY and _cfg(cfg, c, F_INCLUSION) != INCLUSIVE
+    return ((victim_word & DIRTY) == 0 and _cfg(cfg, c, F_INCLUSION) != INCLUSIVE
             and (below < 0 or _cfg(cfg, below, F_INCLUSION) != EXCLUSIVE))
 
 
@@ -331,7 +344,7 @@ def _install(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, c, line,
         slot = _victim(cfg, slots, rrpv, plru, rng, c, base)
         victim_word = slots[slot]
         victim_line = victim_word >> STATE_BITS if victim_word != INVALID else -1
-        word = (line << STATE_BITS) | state
+        word = (line << STATE_BITS) | _kept(cfg, c, state)
         if n == 0 and _evicts_quietly(cfg, c, victim_word):
             # The common case, with no chain: nothing below is touched.
             if victim_word != INVALID:
@@ -347,10 +360,11 @@ def _install(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, c, line,
         if victim_word == INVALID:
             break
         victim = victim_word >> STATE_BITS
-        victim_dirty = (victim_word & STATE_MASK) == DIRTY
+        victim_bits = victim_word & STATE_MASK
         counts[c, C_EVICTIONS] += 1
         if _cfg(cfg, c, F_INCLUSION) == INCLUSIVE:
-            victim_dirty |= _back_invalidate(cfg, slots, counts, links, c, victim)
+            victim_bits |= _back_invalidate(cfg, slots, counts, links, c, victim)
+        victim_dirty = (victim_bits & DIRTY) != 0
         if victim_dirty:
             counts[c, C_WRITEBACKS] += 1
         r = _cfg(cfg, c, F_NEXT)
@@ -361,18 +375,17 @@ def _install(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, c, line,
         if _cfg(cfg, r, F_INCLUSION) == EXCLUSIVE:
             held = _find(cfg, slots, r, _set_base(cfg, r, victim), victim)
             if held >= 0:
-                if victim_dirty:
-                    slots[held] = (victim << STATE_BITS) | DIRTY
+                slots[held] |= _kept(cfg, r, victim_bits)
                 break
             counts[r, C_FILLS] += 1
-            c, line, state = r, victim, DIRTY if victim_dirty else CLEAN
+            c, line, state = r, victim, victim_bits
             continue
         if not victim_dirty:
             break
-        r = _deliver_writeback(cfg, slots, counts, memory, r, victim)
+        r = _deliver_writeback(cfg, slots, counts, memory, r, victim, victim_bits)
         if r < 0:
             break
-        c, line, state = r, victim, DIRTY
+        c, line, state = r, victim, victim_bits
     for k in range(n - 1, -1, -1):
         _place(cfg, slots, rrpv, plru, chain[k, 0], chain[k, 1], chain[k, 2], chain[k, 3], chain[k, 4])
 
@@ -390,26 +403,85 @@ def _allocates(cfg, c, is_write):
 
 @jit
 def _invalidate_others(cfg, slots, coherence, core_cfg, links, core, line):
-    """Write-invalidate: drop every copy in caches that do not serve ``core``; count each
-    coherence participant that lost one once (links are grouped by participant)."""
+    """Write-invalidate: drop every copy in tracked caches that do not serve ``core``; count each
+    coherence participant that lost one once (links are grouped by participant). Returns whether
+    a dropped copy was dirty (its owner hands the data over: a cache-to-cache transfer)."""
     last_counted = -1
+    dirty = False
     for k in range(core_cfg[core, L_INVALIDATE_START], core_cfg[core, L_INVALIDATE_END]):
         c = links[k, 0]
         base = _set_base(cfg, c, line)
         slot = _find(cfg, slots, c, base, line)
         if slot >= 0:
+            dirty |= (slots[slot] & DIRTY) != 0
             _remove(cfg, slots, c, base, slot)
             if links[k, 1] != last_counted:
                 coherence[H_INVALIDATIONS] += 1
                 last_counted = links[k, 1]
+    return dirty
+
+
+@jit
+def _share(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, core_cfg, core, served, line, protocol):
+    """The other participants' side of a read served by ``served`` (-1: memory) outside the
+    core's private caches (docs/coherence.md, "Read"): their copies stop being exclusive, and a
+    dirty one above ``served`` supplies the data, written back first unless the protocol is MOESI.
+    Returns (transferred, alone): whether an owner supplied the data, whether nobody else holds it."""
+    transferred = False
+    alone = True
+    written_back = -1  # the participant whose data went down already
+    for k in range(core_cfg[core, L_INVALIDATE_START], core_cfg[core, L_INVALIDATE_END]):
+        y = links[k, 0]
+        slot = _find(cfg, slots, y, _set_base(cfg, y, line), line)
+        if slot < 0:
+            continue
+        alone = False
+        slots[slot] &= ~EXCLUSIVE_COPY
+        if slots[slot] & DIRTY and (served < 0 or _leads_to(cfg, y, served)):
+            transferred = True
+            if protocol != MOESI:
+                slots[slot] &= ~DIRTY
+                if links[k, 1] != written_back:
+                    written_back = links[k, 1]
+                    counts[y, C_WRITEBACKS] += 1
+                    r = _cfg(cfg, y, F_NEXT)
+                    while r >= 0 and _cfg(cfg, r, F_PARTICIPANT) == written_back:
+                        r = _cfg(cfg, r, F_NEXT)
+                    r = _deliver_writeback(cfg, slots, counts, memory, r, line, DIRTY)
+                    if r >= 0:
+                        _install_out_of_line(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, r, line,
+                                             DIRTY)
+    return transferred, alone
+
+
+@jit
+def _private_exclusive(cfg, slots, path, core, line):
+    """Whether one of the core's private caches (either path) holds the line exclusive."""
+    for k in range(2):
+        for d in range(path.shape[2]):
+            c = path[core, k, d]
+            if _cfg(cfg, c, F_PARTICIPANT) != core:
+                break
+            slot = _find(cfg, slots, c, _set_base(cfg, c, line), line)
+            if slot >= 0 and slots[slot] & EXCLUSIVE_COPY:
+                return True
+    return False
+
+
+@jit_inline
+def _leads_to(cfg, y, x):
+    """Whether ``x`` is below ``y`` (on the way from ``y`` to memory)."""
+    r = _cfg(cfg, y, F_NEXT)
+    while r >= 0 and r != x:
+        r = _cfg(cfg, r, F_NEXT)
+    return r == x
 
 
 @jit_inline
 def _piece(cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_level, memory, coherence, chain,
-           memory_latency, core, kind, line, is_write):
-    """One line piece of an access (docs/engine.md, "One access"); returns its cost in cycles."""
-    if is_write and core_cfg[core, L_INVALIDATE_END] > core_cfg[core, L_INVALIDATE_START]:
-        _invalidate_others(cfg, slots, coherence, core_cfg, links, core, line)
+           memory_latency, protocol, c2c_latency, upgrade_latency, core, kind, line, is_write):
+    """One line piece of an access (docs/engine.md, "One access"; docs/coherence.md); returns
+    its cost in cycles."""
     n_levels = path.shape[2]
     served = n_levels
     for d in range(n_levels):
@@ -425,9 +497,52 @@ def _piece(cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_leve
             break
         counts[c, C_MISSES] += 1
         core_level[core, spec, HM_MISSES] += 1
+    server = path[core, kind, served] if served < n_levels else -1
+    cost = _cfg(cfg, server, F_LATENCY) if server >= 0 else memory_latency
+    private = server >= 0 and 0 <= _cfg(cfg, server, F_PARTICIPANT) < path.shape[0]
+    has_others = core_cfg[core, L_INVALIDATE_END] > core_cfg[core, L_INVALIDATE_START]
 
-    carried = CLEAN
-    if served > 0 and served < n_levels:
+    exclusive = 0  # the exclusive bit of the core's copies after this piece
+    alone = True  # no tracked cache outside the core's paths holds the line
+    private_was_exclusive = False  # MSI: the core's private caches held the line exclusive before
+    if is_write:
+        exclusive = EXCLUSIVE_COPY
+        if server >= 0 and _cfg(cfg, server, F_PARTICIPANT) != UNTRACKED and not slots[slot] & EXCLUSIVE_COPY:
+            coherence[H_UPGRADES] += 1
+            cost = upgrade_latency
+            if has_others:
+                _invalidate_others(cfg, slots, coherence, core_cfg, links, core, line)
+        elif has_others and _invalidate_others(cfg, slots, coherence, core_cfg, links, core, line):
+            coherence[H_C2C] += 1
+            cost = c2c_latency
+    elif private:
+        exclusive = slots[slot] & EXCLUSIVE_COPY
+    elif has_others:
+        transferred, alone = _share(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, core_cfg, core, server,
+                                    line, protocol)
+        if transferred:
+            coherence[H_C2C] += 1
+            cost = c2c_latency
+            if protocol != MOESI:
+                # The owner's write-back may have landed on the path above the server (fill from
+                # there), and its cascade may have moved or evicted the server's copy: look again.
+                slot = -1
+                for d in range(min(served + 1, n_levels)):
+                    c = path[core, kind, d]
+                    base = _set_base(cfg, c, line)
+                    slot = _find(cfg, slots, c, base, line)
+                    if slot >= 0:
+                        served = d
+                        break
+        if alone and protocol != MSI:
+            exclusive = EXCLUSIVE_COPY
+        elif alone:
+            private_was_exclusive = _private_exclusive(cfg, slots, path, core, line)
+    elif protocol != MSI:
+        exclusive = EXCLUSIVE_COPY
+
+    carried = CLEAN  # the state a line moving up out of an exclusive level takes with it
+    if served > 0 and served < n_levels and slot >= 0:
         c = path[core, kind, served]
         if _cfg(cfg, c, F_INCLUSION) == EXCLUSIVE and _allocates(cfg, path[core, kind, served - 1], is_write):
             carried = slots[slot] & STATE_MASK
@@ -437,7 +552,7 @@ def _piece(cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_leve
         c = path[core, kind, d]
         if _allocates(cfg, c, is_write):
             _install(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, c, line,
-                     carried if d == served - 1 else CLEAN)
+                     (carried if d == served - 1 else CLEAN) | (exclusive if is_write or private else 0))
             filled = True
     if served == n_levels and filled:
         memory[M_READS] += 1
@@ -449,9 +564,9 @@ def _piece(cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_leve
             slot = _find(cfg, slots, c, _set_base(cfg, c, line), line)
             if slot >= 0:
                 if _cfg(cfg, c, F_WRITE_BACK):
-                    slots[slot] = (line << STATE_BITS) | DIRTY
+                    slots[slot] |= DIRTY
                 else:
-                    r = _deliver_writeback(cfg, slots, counts, memory, _cfg(cfg, c, F_NEXT), line)
+                    r = _deliver_writeback(cfg, slots, counts, memory, _cfg(cfg, c, F_NEXT), line, DIRTY)
                     if r >= 0:
                         _install_out_of_line(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, r, line,
                                              DIRTY)
@@ -459,10 +574,28 @@ def _piece(cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_leve
                 break
         if not written:
             memory[M_WRITES] += 1
-
-    if served == n_levels:
-        return memory_latency
-    return _cfg(cfg, path[core, kind, served], F_LATENCY)
+    if is_write or not private:
+        # every tracked copy on the core's two paths takes the piece's exclusive bit
+        for k in range(2):
+            for d in range(n_levels):
+                c = path[core, k, d]
+                if _cfg(cfg, c, F_PARTICIPANT) == UNTRACKED:
+                    break
+                if k != kind and c == path[core, kind, d]:
+                    continue  # a unified level: done on the piece's own path
+                slot = _find(cfg, slots, c, _set_base(cfg, c, line), line)
+                if slot < 0:
+                    continue
+                bits = exclusive
+                own_participant = _cfg(cfg, c, F_PARTICIPANT) == core
+                if (not is_write and protocol == MSI and alone and (
+                        (private_was_exclusive if own_participant else slots[slot] & EXCLUSIVE_COPY)
+                        or (k == kind and d == served - 1 and carried & (DIRTY | EXCLUSIVE_COPY)))):
+                    # MSI grants no exclusivity on a read, but a participant that had it keeps it, and
+                    # a dirty line moving up out of an exclusive level to a lone reader arrives as M
+                    bits = EXCLUSIVE_COPY
+                slots[slot] = (slots[slot] & ~EXCLUSIVE_COPY) | bits
+    return cost
 
 
 @jit_inline
@@ -484,12 +617,13 @@ def _prefetch_sets(cfg, path, slots, op, core, addr, line_shift, e):
 
 @jit
 def replay_chunk(op, core, size, addr, cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_level,
-                 memory, coherence, core_counts, chain, line_shift, memory_latency):
+                 memory, coherence, core_counts, chain, line_shift, memory_latency, protocol, c2c_latency,
+                 upgrade_latency):
     """Replay one chunk of the event table. Every argument is a plain array or integer; state and
     counter arrays are updated in place. ``chain`` is int64 scratch space of shape (levels + 1, 5).
 
-    Reads that find their line at the front of an LRU/FIFO top-level set change no state: they
-    take a fast path that only counts. Those counts, and each core's accesses and cycles, are
+    Reads that find their line at the front of an LRU/FIFO top-level set of a private (or
+    all-shared) cache change no state: they take a fast path that only counts. Those counts, and each core's accesses and cycles, are
     kept in locals while the same core keeps accessing the same top-level cache, and added to the
     counter arrays when that changes (and at the end of the chunk): incrementing the same memory
     word on every event would make each event wait for the previous one's store."""
@@ -516,7 +650,8 @@ def replay_chunk(op, core, size, addr, cfg, path, core_cfg, links, slots, rrpv, 
                        run_fast_hits)
             run_core, run_top = c, top
             run_accesses = run_cycles = run_fast_hits = 0
-            top_ordered = _ordered(cfg, top)
+            # a read hit in a group-shared cache may make the group's copy exclusive again: no fast path
+            top_ordered = _ordered(cfg, top) and _cfg(cfg, top, F_PARTICIPANT) < path.shape[0]
             top_base = _cfg(cfg, top, F_SLOT_BASE)
             top_mask = _cfg(cfg, top, F_SET_MASK)
             top_ways = _cfg(cfg, top, F_WAYS)
@@ -533,7 +668,8 @@ def replay_chunk(op, core, size, addr, cfg, path, core_cfg, links, slots, rrpv, 
                     cost = max(cost, top_latency)
                     continue
             piece_cost = _piece(cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_level, memory,
-                                coherence, chain, memory_latency, c, kind, line, is_write)
+                                coherence, chain, memory_latency, protocol, c2c_latency, upgrade_latency, c, kind,
+                                line, is_write)
             cost = max(cost, piece_cost)
         run_accesses += 1
         run_cycles += cost

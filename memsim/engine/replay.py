@@ -6,10 +6,12 @@ from typing import Callable, Iterable
 import numpy as np
 
 from memsim.engine.counters import C_ACCESSES, C_HITS, C_MISSES, Counters
-from memsim.machine import Machine
+from memsim.machine import PROTOCOLS, Machine
 from memsim.models.goalloc.model import AllocatorError, GoAllocator
 from memsim.models.hierarchy import Hierarchy, build
 from memsim.trace.events import Events
+
+PROTOCOL_CODES = {name: code for code, name in enumerate(PROTOCOLS)}  # msi, mesi, moesi: kernel.MSI..MOESI
 
 
 class Replay:
@@ -38,12 +40,14 @@ class Replay:
                 e.event += self.events  # the index in the whole trace
                 raise
         h, s, k = self.hierarchy, self.state, self.counters
+        coherence = h.machine.coherence
         replay_chunk(
             np.ascontiguousarray(events.op), np.ascontiguousarray(events.core),
             np.ascontiguousarray(events.size), np.ascontiguousarray(addr),
             h.config.ravel(), h.path, h.core_config, h.links, s.slots, s.rrpv, s.plru, s.rng,
             k.cache, k.core_level, k.memory, k.coherence, k.core,
-            self._chain, self._line_shift, h.machine.memory_latency,
+            self._chain, self._line_shift, h.machine.memory_latency, PROTOCOL_CODES[coherence.protocol],
+            coherence.c2c_latency, coherence.upgrade_latency,
         )
         # The kernel counts hits and misses; a lookup is one or the other (design.md).
         k.cache[:, C_ACCESSES] = k.cache[:, C_HITS] + k.cache[:, C_MISSES]

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from memsim.engine.counters import (
     CACHE_COUNTERS,
-    H_INVALIDATIONS,
+    COHERENCE_COUNTERS,
     HM_HITS,
     HM_MISSES,
     K_ACCESSES,
@@ -128,7 +128,7 @@ def build_result(hierarchy: Hierarchy, counters: Counters, trace: TraceInfo, mac
         levels=tuple(levels),
         cores=cores,
         memory={"reads": int(counters.memory[M_READS]), "writes": int(counters.memory[M_WRITES])},
-        coherence={"invalidations": int(counters.coherence[H_INVALIDATIONS])},
+        coherence={name: int(counters.coherence[i]) for i, name in enumerate(COHERENCE_COUNTERS)},
         allocator=allocator,
     )
 

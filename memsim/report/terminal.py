@@ -73,7 +73,9 @@ def print_run(result: RunResult, console: Console) -> None:
     console.print(cores)
 
     console.print(
-        f"Coherence (write-invalidate): [bold]{_n(result.coherence['invalidations'])}[/] invalidations"
+        f"Coherence ({m['coherence']['protocol'].upper()}): [bold]{_n(result.coherence['invalidations'])}[/] "
+        f"invalidations, {_n(result.coherence['upgrades'])} upgrades, "
+        f"{_n(result.coherence['c2c_transfers'])} cache-to-cache transfers"
         f"   Memory: {_n(result.memory['reads'])} line reads, {_n(result.memory['writes'])} line writes"
     )
     if result.allocator is not None:
