@@ -318,7 +318,9 @@ def _deliver_writeback(cfg, slots, counts, memory, r, line, bits):
 @jit_inline
 def _kept(cfg, c, bits):
     """The state bits cache ``c`` keeps: a cache shared by all cores has no exclusive bit."""
-    return bits & ~EXCLUSIVE_COPY if _cfg(cfg, c, F_PARTICIPANT) == UNTRACKED else bits
+    if bits & EXCLUSIVE_COPY and _cfg(cfg, c, F_PARTICIPANT) == UNTRACKED:
+        return bits & ~EXCLUSIVE_COPY
+    return bits
 
 
 @jit_inline
@@ -574,8 +576,9 @@ def _piece(cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_leve
                 break
         if not written:
             memory[M_WRITES] += 1
-    if is_write or not private:
-        # every tracked copy on the core's two paths takes the piece's exclusive bit
+    if (is_write or not private) and _cfg(cfg, path[core, kind, 0], F_PARTICIPANT) != UNTRACKED:
+        # every tracked copy on the core's two paths takes the piece's exclusive bit (a core whose
+        # first level is shared by all cores has no tracked cache at all)
         for k in range(2):
             for d in range(n_levels):
                 c = path[core, k, d]
