@@ -66,14 +66,15 @@ from memsim.models.hierarchy import (
     L_INVALIDATE_START,
     UNTRACKED,
 )
+from memsim.machine import PROTOCOLS
 from memsim.trace.events import OP_IFETCH, OP_READ, OP_RMW, OP_WRITE
 
 LRU, PLRU, FIFO, RANDOM, SRRIP = 0, 1, 2, 3, 4
 NINE, INCLUSIVE, EXCLUSIVE = 0, 1, 2
 CLEAN, DIRTY = 0, 1
 EXCLUSIVE_COPY = 2  # state bit of a tracked copy: no other participant holds the line (docs/coherence.md)
-MSI, MESI, MOESI = 0, 1, 2
-STATE_BITS = 4  # room for the coherence states to come
+MSI, MESI, MOESI = (PROTOCOLS.index(name) for name in ("msi", "mesi", "moesi"))  # codes: index in PROTOCOLS
+STATE_BITS = 4  # dirty and exclusive bits, and room to spare
 STATE_MASK = (1 << STATE_BITS) - 1
 INVALID = -1
 
@@ -501,7 +502,8 @@ def _piece(cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_leve
         core_level[core, spec, HM_MISSES] += 1
     server = path[core, kind, served] if served < n_levels else -1
     cost = _cfg(cfg, server, F_LATENCY) if server >= 0 else memory_latency
-    private = server >= 0 and 0 <= _cfg(cfg, server, F_PARTICIPANT) < path.shape[0]
+    participant = _cfg(cfg, server, F_PARTICIPANT) if server >= 0 else UNTRACKED
+    private = 0 <= participant < path.shape[0]
     has_others = core_cfg[core, L_INVALIDATE_END] > core_cfg[core, L_INVALIDATE_START]
 
     exclusive = 0  # the exclusive bit of the core's copies after this piece
@@ -509,7 +511,7 @@ def _piece(cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_leve
     private_was_exclusive = False  # MSI: the core's private caches held the line exclusive before
     if is_write:
         exclusive = EXCLUSIVE_COPY
-        if server >= 0 and _cfg(cfg, server, F_PARTICIPANT) != UNTRACKED and not slots[slot] & EXCLUSIVE_COPY:
+        if participant != UNTRACKED and not slots[slot] & EXCLUSIVE_COPY:
             coherence[H_UPGRADES] += 1
             cost = upgrade_latency
             if has_others:
@@ -626,10 +628,11 @@ def replay_chunk(op, core, size, addr, cfg, path, core_cfg, links, slots, rrpv, 
     counter arrays are updated in place. ``chain`` is int64 scratch space of shape (levels + 1, 5).
 
     Reads that find their line at the front of an LRU/FIFO top-level set of a private (or
-    all-shared) cache change no state: they take a fast path that only counts. Those counts, and each core's accesses and cycles, are
-    kept in locals while the same core keeps accessing the same top-level cache, and added to the
-    counter arrays when that changes (and at the end of the chunk): incrementing the same memory
-    word on every event would make each event wait for the previous one's store."""
+    all-shared) cache change no state: they take a fast path that only counts. Those counts, and
+    each core's accesses and cycles, are kept in locals while the same core keeps accessing the
+    same top-level cache, and added to the counter arrays when that changes (and at the end of the
+    chunk): incrementing the same memory word on every event would make each event wait for the
+    previous one's store."""
     run_core = -1  # the core and top-level cache of the current run of events
     run_top = -1
     run_accesses = 0

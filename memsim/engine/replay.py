@@ -11,8 +11,6 @@ from memsim.models.goalloc.model import AllocatorError, GoAllocator
 from memsim.models.hierarchy import Hierarchy, build
 from memsim.trace.events import Events
 
-PROTOCOL_CODES = {name: code for code, name in enumerate(PROTOCOLS)}  # msi, mesi, moesi: kernel.MSI..MOESI
-
 
 class Replay:
     """The state of one replay: feed it chunks of events, read its counters at any time.
@@ -46,7 +44,7 @@ class Replay:
             np.ascontiguousarray(events.size), np.ascontiguousarray(addr),
             h.config.ravel(), h.path, h.core_config, h.links, s.slots, s.rrpv, s.plru, s.rng,
             k.cache, k.core_level, k.memory, k.coherence, k.core,
-            self._chain, self._line_shift, h.machine.memory_latency, PROTOCOL_CODES[coherence.protocol],
+            self._chain, self._line_shift, h.machine.memory_latency, PROTOCOLS.index(coherence.protocol),
             coherence.c2c_latency, coherence.upgrade_latency,
         )
         # The kernel counts hits and misses; a lookup is one or the other (design.md).

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -432,15 +433,19 @@ class Trace:
     def n_events(self) -> int:
         return self.root.n
 
-    @property
+    @cached_property
     def n_objects(self) -> int:
         return sum(a.count for a in self.allocations)
+
+    @cached_property
+    def _firsts(self) -> list[int]:
+        return [a.first for a in self.allocations]
 
     def allocation_of(self, index: int) -> Allocation:
         """The alloc event that owns object ``index`` (0 <= index < n_objects)."""
         if not 0 <= index < self.n_objects:
             raise IndexError(f"object {index} does not exist: the trace has {self.n_objects} objects")
-        return self.allocations[bisect.bisect_right([a.first for a in self.allocations], index) - 1]
+        return self.allocations[bisect.bisect_right(self._firsts, index) - 1]
 
     def object_name(self, index: int) -> str:
         """The id of object ``index``, with its ``{i}`` filled in."""

@@ -49,7 +49,8 @@ CACHE_PAGES = 64  # a P's page cache window
 CACHE_MAX_SPAN = 16  # spans of fewer pages come from the page cache
 MIN_HEAP = 4 << 20  # the pacer's minimum heap at GOGC=100
 TINY_SPAN_CLASS = 2 * TINY_CLASS + 1  # tiny blocks are 16-byte noscan slots
-BUCKETS = 11  # slot regions of 2**0 .. 2**10 words (at most 1024 objects per span)
+BUCKETS = 11  # slot regions of 2**0 .. 2**10 words
+MAX_SPAN_OBJECTS = 1 << (BUCKETS - 1)  # the runtime's limit too
 
 FREE_SLOT = -1
 FREE_PAGE = -1
@@ -142,10 +143,22 @@ def place_chunk(op, core, size, obj, addr, flags, start, out_addr, classes, size
 def _room_for(request, spans, slot_count, pages, stats):
     """Whether one allocation of ``request`` bytes surely fits in the arrays (at most one new span id,
     one new slot region, and a heap growth of the pages it needs rounded up to a chunk)."""
+    return (stats[ST_SPAN_IDS] < spans.shape[0] and stats[ST_SLOT_WORDS] + MAX_SPAN_OBJECTS <= slot_count.shape[0]
+            and stats[ST_HEAP_PAGES] + growth_pages(request) <= pages.shape[0])
+
+
+@jit_inline
+def growth_pages(request):
+    """The most the heap can grow for one allocation of ``request`` bytes: its span (at least the
+    largest size-class span, 10 pages) rounded up to whole chunks."""
     span_pages = max((request + PAGE_SIZE - 1) >> PAGE_SHIFT, 10)
-    grow = (span_pages + CHUNK_PAGES - 1) // CHUNK_PAGES * CHUNK_PAGES
-    return (stats[ST_SPAN_IDS] < spans.shape[0] and stats[ST_SLOT_WORDS] + 1024 <= slot_count.shape[0]
-            and stats[ST_HEAP_PAGES] + grow <= pages.shape[0])
+    return (span_pages + CHUNK_PAGES - 1) // CHUNK_PAGES * CHUNK_PAGES
+
+
+@jit_inline
+def heap_goal(live, gogc):
+    """GOGC's heap goal for ``live`` bytes after a sweep, at least the pacer's minimum heap."""
+    return max(live + live * gogc // 100, MIN_HEAP * gogc // 100)
 
 
 @jit_inline
@@ -478,8 +491,7 @@ def _collect(spans, free_ids, slot_count, slot_used, pages, summary, lists, mcac
             _summarize(chunk, pages, summary)
     gogc = stats[ST_GOGC]
     if gogc >= 0:
-        live = stats[ST_HEAP_ALLOC]
-        stats[ST_GOAL] = max(live + live * gogc // 100, MIN_HEAP * gogc // 100)
+        stats[ST_GOAL] = heap_goal(stats[ST_HEAP_ALLOC], gogc)
 
 
 @jit

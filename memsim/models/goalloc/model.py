@@ -113,7 +113,7 @@ class GoAllocator:
         self.objects = np.zeros((n_objects, k.OB_FIELDS), np.int64)
         self.stats = np.zeros(k.ST_FIELDS, np.int64)
         self.stats[k.ST_GOGC] = -1 if gogc is None else gogc
-        self.stats[k.ST_GOAL] = 0 if gogc is None else k.MIN_HEAP * gogc // 100
+        self.stats[k.ST_GOAL] = 0 if gogc is None else k.heap_goal(0, gogc)
         self.stats[k.ST_GENERATION] = self.generation
         self.stats[k.ST_SMALL_LIMIT] = small_limit(self.generation)
         self.class_stats = np.zeros((N_SPAN_CLASSES, k.CS_FIELDS), np.int64)
@@ -141,11 +141,11 @@ class GoAllocator:
         """Double whichever array might overflow on the next allocation of ``request`` bytes."""
         if self.stats[k.ST_SPAN_IDS] >= len(self.spans):
             self.spans = _grown(self.spans, 2 * len(self.spans), 0)
-        if self.stats[k.ST_SLOT_WORDS] + 1024 > len(self.slot_count):
+        if self.stats[k.ST_SLOT_WORDS] + k.MAX_SPAN_OBJECTS > len(self.slot_count):
             size = 2 * len(self.slot_count)
             self.slot_count = _grown(self.slot_count, size, 0)
             self.slot_used = _grown(self.slot_used, size, 0)
-        need = self.stats[k.ST_HEAP_PAGES] + (max(-(-request // PAGE_SIZE), 10) + 511) // 512 * 512
+        need = self.stats[k.ST_HEAP_PAGES] + k.growth_pages(request)
         if need > len(self.pages):
             size = max(need, 2 * len(self.pages))
             size = -(-size // k.CHUNK_PAGES) * k.CHUNK_PAGES
