@@ -493,17 +493,28 @@ class _Objects:
 
     def resolve(self) -> list[Allocation]:
         allocations: list[Allocation] = []
+        by_id: dict[str, Allocation] = {}
+        templated: list[Allocation] = []
         for named, fields in self.allocs:
             first = allocations[-1].first + allocations[-1].count if allocations else 0
             new = Allocation(named.text, first, named.passes if "{i}" in named.text else 1, **fields)
-            for old in allocations:
+            # two plain ids clash only when equal, so a plain id is compared with its twin and the
+            # templates; the earliest allocation it clashes with is reported
+            if "{i}" in new.id:
+                olds = allocations
+            elif new.id in by_id:
+                olds = sorted(templated + [by_id[new.id]], key=lambda a: a.first)
+            else:
+                olds = templated
+            for old in olds:
                 clash = _clash(new, old)
                 if clash:
                     raise UserError(f"{named.path} {named.text!r} {clash}; {UNIQUE}", named.at)
             named.target.first = first
             allocations.append(new)
-        by_id = {a.id: a for a in allocations}
-        templated = [a for a in allocations if "{i}" in a.id]
+            by_id.setdefault(new.id, new)
+            if "{i}" in new.id:
+                templated.append(new)
         for named, path, end, end_at in self.uses:
             owner, counter = _owner(named, by_id, templated)
             named.target.first = owner.first + counter
