@@ -52,33 +52,43 @@ def main() -> None:
                    "or a machine YAML file.")
 @json_option
 @quiet_option
-def run(trace: Path, machine: str | None, json_target: str | None, quiet: bool) -> None:
+@click.option("--top", default=20, show_default=True, type=click.IntRange(min=0), metavar="N",
+              help="Show the N lines with the most false-sharing stall cycles (0: all), in the tables and the JSON.")
+def run(trace: Path, machine: str | None, json_target: str | None, quiet: bool, top: int) -> None:
     """Replay TRACE (a memsim YAML trace) and print the report."""
     from memsim.engine.replay import Replay
     from memsim.formats.machine_file import machine_to_dict
+    from memsim.models.goalloc.sizeclasses import GENERATIONS
     from memsim.report import jsondoc, terminal
     from memsim.report.output import write_text
     from memsim.report.progress import replay_progress
     from memsim.report.results import AllocatorResult, TraceInfo, build_result
+    from memsim.report.sharing import Heap, build_sharing
+    from memsim.trace.events import Lifetimes
 
     loaded, resolved, allocator = _load(trace, machine)
     console = report_console(stderr=json_target == "-")
     replay = Replay(resolved, allocator)
-    partial = False
+    lifetimes = Lifetimes.start(loaded.n_objects, loaded.n_events)
+    partial, start = False, 0
     with replay_progress(loaded.n_events, enabled=not quiet) as advance:
         try:
             for chunk in loaded.chunks(CHUNK_EVENTS):
+                lifetimes.observe(chunk, start)  # first: an interrupted chunk's objects still get their P
                 _place_or_explain(loaded, lambda: replay.feed(chunk))
+                start += len(chunk)
                 advance(len(chunk))
         except KeyboardInterrupt:
             partial = True
-    allocator_result = None
+    allocator_result = heap = None
     if allocator is not None:
         spec = loaded.allocator
         allocator_result = AllocatorResult(spec.model, spec.version, spec.generation, allocator.stats_result())
+        heap = Heap(allocator.placements(), lifetimes, loaded, GENERATIONS[spec.generation])
+    sharing = build_sharing(replay.counters.sharing, resolved.line_size, resolved.cores, top, heap, loaded.n_events)
     result = build_result(
         replay.hierarchy, replay.counters, TraceInfo(loaded.name, loaded.n_events, loaded.sha256),
-        machine_to_dict(resolved), partial, allocator_result,
+        machine_to_dict(resolved), partial, allocator_result, sharing,
     )
     if not quiet:
         terminal.print_run(result, console)
@@ -95,27 +105,22 @@ def run(trace: Path, machine: str | None, json_target: str | None, quiet: bool) 
 @json_option
 def layout(trace: Path, machine: str | None, json_target: str | None) -> None:
     """Show where the Go allocator put every object of TRACE and which objects share cache lines."""
-    import numpy as np
-
     from memsim.report import jsondoc, terminal
     from memsim.report.layout import build_layout
     from memsim.report.output import write_text
-    from memsim.trace.events import OP_ALLOC, OP_FREE
+    from memsim.trace.events import Lifetimes
 
     loaded, resolved, allocator = _load(trace, machine)
     if allocator is None:
         raise UserError("layout needs a trace with `allocator: go` (this one uses raw addresses only)", str(trace))
-    born = np.zeros(loaded.n_objects, np.int64)
-    died = np.full(loaded.n_objects, loaded.n_events, np.int64)
+    lifetimes = Lifetimes.start(loaded.n_objects, loaded.n_events)
     start = 0
     for chunk in loaded.chunks(CHUNK_EVENTS):
         _place_or_explain(loaded, lambda: allocator.place(chunk))
-        for op, when in ((OP_ALLOC, born), (OP_FREE, died)):
-            rows = np.flatnonzero(chunk.op == op)
-            when[chunk.obj[rows]] = start + rows
+        lifetimes.observe(chunk, start)
         start += len(chunk)
-    objects = build_layout(allocator.placements(), born, died, resolved.line_size, loaded.object_name,
-                           loaded.object_site)
+    objects = build_layout(allocator.placements(), lifetimes.born, lifetimes.died, resolved.line_size,
+                           loaded.object_name, loaded.object_site)
     if json_target:
         write_text(json_target, jsondoc.dumps(jsondoc.layout_document(objects)))
         if json_target == "-":

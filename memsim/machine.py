@@ -53,6 +53,7 @@ class Machine:
     seed: int = 0
     coherence: Coherence = field(default_factory=Coherence)
     counting: str = "memsim"
+    conflict_shadow: bool = True  # tell capacity from conflict misses (docs/coherence.md, "Miss classes")
     source: str = ""  # where the numbers come from (presets cite their sources)
 
     @property

@@ -3,7 +3,9 @@
 Numba checks a cached kernel only against its own source file, so a kernel compiled against
 another version of a module it imports constants from (array layouts, field numbers) would be
 loaded as if nothing had changed. memsim therefore keeps its kernels in a folder named after a
-hash of all of its source (``numba-<hash>``), and removes the folders of other versions next to it.
+hash of the source the kernels can reach (``numba-<hash>``: ``KERNEL_SOURCES``; the report, the
+file formats and the CLI are left out, so editing them keeps the compiled kernels), and removes the
+folders of other versions next to it.
 
 The folder goes inside ``NUMBA_CACHE_DIR`` when you set it; otherwise in the package's
 ``__pycache__`` when that is writable, else ``$XDG_CACHE_HOME/memsim`` (or ``~/.cache/memsim``),
@@ -18,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
+KERNEL_SOURCES = ("engine", "models", "trace", "machine.py", "numba_cache.py")  # what jitted code imports
 
 
 def _writable(folder: Path) -> bool:
@@ -32,7 +35,10 @@ def _writable(folder: Path) -> bool:
 
 def source_hash() -> str:
     digest = hashlib.sha256()
-    for path in sorted(PACKAGE.rglob("*.py")):
+    paths = []
+    for name in KERNEL_SOURCES:
+        paths += [PACKAGE / name] if name.endswith(".py") else PACKAGE.joinpath(name).rglob("*.py")
+    for path in sorted(paths):
         digest.update(path.relative_to(PACKAGE).as_posix().encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]

@@ -1,8 +1,9 @@
 """Slow, obviously-correct pure-Python reference model of the cache-hierarchy rules.
 
-This module implements ``docs/engine.md`` and the protocol rules of ``docs/coherence.md`` (the
-sections up to "Miss classification") literally and independently of the jitted engine
-(``memsim/engine/kernel.py``); the differential tests compare every counter of the two. It is
+This module implements ``docs/engine.md`` and ``docs/coherence.md`` (the protocol rules, and "Miss
+classes", "True and false sharing" and "The sharing table") literally and independently of the
+jitted engine (``memsim/engine/kernel.py``); the differential tests compare every counter of the
+two. It is
 written for clarity, not speed: one object per cache instance, one list of ``Slot`` per set.
 
 Points a reader might miss are spelled out in the rulebook: ``fills`` are victim fills only,
@@ -128,17 +129,103 @@ tracked copies of it (exclusive ones included) lie on one core's paths, so a cor
 exclusive copy means that no other core's private caches hold the line and that only group caches
 on that core's paths do; under MSI and MESI all dirty tracked copies of a line lie on one core's
 paths.
+
+Miss classes, true and false sharing, the sharing table
+-------------------------------------------------------
+
+Each cache instance keeps ``history`` (line -> held / invalidated; absent = never) and ``shadow``
+(an OrderedDict used as a fully associative LRU of sets*ways lines). ``piece`` records what the
+sharing rules need in a ``PieceFacts``; ``access`` then applies rules 1-5 and the table per piece
+(``share``). Where the page is silent or ambiguous, this model reads it as follows.
+
+D1. Order. Misses are classified during the lookup, with the history and shadow as they were
+    before this piece's own changes (the lookup comes first in this model, C0; the invalidation
+    only touches caches outside P(c), so it cannot change the history of a cache on the path).
+    The sharing rules run after the whole piece (fill, write, cost), because they need its cost,
+    its transfer and the cores that lost a copy; they touch no cache state.
+
+D2. History. ``install`` is the only place that writes a line into a slot, so it alone sets
+    *held*: fills on a miss (including the cache above an exclusive level the line moves up
+    into), write-back installs of dirty victims, of forwarded stores and of downgrade write-backs
+    (C3/C4), victim fills into exclusive caches. Marking or merging a copy already present changes
+    nothing. *invalidated* is set only by the write invalidation (C7 W3: write, rmw, upgrade, and
+    the owner's copies a dirty intervention takes). Evictions, back-invalidations and moving up out
+    of an exclusive level leave the history as it was (held). Caches shared by all cores are never
+    invalidated, so they never classify coherence.
+
+D3. Shadow. Every instance has one, caches shared by all cores included. It is touched by every
+    lookup at the instance (hit or miss, after the miss is classified), in lookup order, and by
+    nothing else. With ``conflict_shadow: false`` it is not kept and every miss that is neither
+    cold nor coherence is capacity.
+
+D4. Losing a copy. The cores that lose their copy to a write piece (write, rmw; upgrades and dirty
+    interventions included) are all the cores served by any instance its invalidation dropped
+    (``instance.cores``), whether or not that core ever touched the line, and even when the core
+    still reaches the line through a cache it shares with the writer (say its L1 copy is dropped
+    and the group L2 above both keeps it). A dropped L1i counts like a dropped L1d. Reads never
+    make a core lose a copy.
+
+D5. ``W`` is only ever replaced by rule 1 (W := the piece's bytes, also when the core was already
+    in mode lost: what it gathered before is forgotten) and grown by rule 2 (mode lost only). A
+    coherence miss does not clear it, so a second coherence miss without a new loss (rule 5, e.g.
+    a write-no-allocate L1 whose history stays invalidated) compares its bytes with the same W,
+    frozen at the first coherence miss.
+
+D6. Rule 3 applies in any mode (an open lifetime ends, a lost mode just opens one); rule 4 applies
+    to every piece of the core that is not a coherence miss of it (hits, cold/capacity/conflict
+    misses, upgrades, writes) and only changes open-undecided. A core in mode lost whose next
+    piece is not a coherence miss (e.g. only its L1d copy was dropped and it ifetches the line from
+    a cache shared by all into its L1i) opens no lifetime and stays lost, W still growing.
+
+D7. Rules 1-2 run only for write pieces, for every core other than the piece's, in core order
+    (independent of each other). Rule 1 for a core takes precedence over rule 2 for it.
+
+D8. A piece is a coherence miss of its core when any cache on its lookup classified coherence;
+    then it counts exactly one at-miss verdict and opens one lifetime, whatever number of levels
+    classified it coherence. Every lifetime ends exactly once, so lifetime verdicts (with the open
+    ones) always add up to the at-miss verdicts.
+
+D9. Bytes are offsets within the line (0..line_size-1) of the part of the access inside the piece's
+    line. An rmw is one piece: reads += 1 and writes += 1, its bytes in both masks.
+
+D10. Rows. A row is created at the end of a piece that made some core lose a copy (D4) or counted
+    a ``c2c_transfer`` (read C3 or write W2), and that whole piece is recorded in it (its reads,
+    writes, bytes, transfer, stall and the verdicts it produced). Pieces on the line before that
+    are recorded nowhere: in particular an upgrade (or a coherence-free stall) before the row exists
+    is lost, e.g. MSI: a core reads a line alone, then writes it (an upgrade that invalidates
+    nothing), and only later another core's read makes a transfer and a row.
+
+D11. Stall cycles: for a recorded piece that is a coherence miss of its core or an upgrade (or
+    both: a coherence miss in the L1 then an upgrade at a group L2 counts once), max(0, the
+    piece's own cost - the latency of the first cache on the piece's path); the piece's own cost,
+    not the access's (the slowest piece). The cost is c2c_latency / upgrade_latency / the serving
+    cache's or memory's latency, after C4 (a write-back landing on the path does not change it).
+
+D12. ``c2c_transfers`` of a row counts every recorded piece that counted a transfer; since the
+    first transfer on a line creates the row, the rows' transfers add up to the total.
+
+D13. End of the run. ``counters()`` counts the lifetimes still open (rule 5), in the totals and in
+    the rows, without closing them: it can be called at any time (an interrupted run, or between
+    chunks) and the replay can continue, later lifetimes ending normally.
+
+D14. Per-core classes (``core_classes[core, spec]``) count the misses of that core's lookups at the
+    instance of that spec on its path, like ``core_level``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from memsim.engine.counters import (
     CACHE_COUNTERS,
     H_C2C,
+    H_FALSE_SHARING,
+    H_FALSE_SHARING_AT_MISS,
     H_INVALIDATIONS,
+    H_TRUE_SHARING,
+    H_TRUE_SHARING_AT_MISS,
     H_UPGRADES,
     HM_HITS,
     HM_MISSES,
@@ -146,7 +233,25 @@ from memsim.engine.counters import (
     K_CYCLES,
     M_READS,
     M_WRITES,
+    MC_CAPACITY,
+    MC_COHERENCE,
+    MC_COLD,
+    MC_CONFLICT,
+    MISS_CLASSES,
+    S_C2C,
+    S_FALSE,
+    S_FALSE_AT_MISS,
+    S_LINE,
+    S_STALL,
+    S_TRUE,
+    S_TRUE_AT_MISS,
+    SC_READS,
+    SC_WRITES,
+    SHARING_COLUMNS,
     Counters,
+    core_sharing_width,
+    mask_words,
+    sharing_width,
 )
 from memsim.machine import Cache, Machine
 from memsim.trace.events import NO_OBJECT, OP_IFETCH, OP_READ, OP_RMW, OP_WRITE, Events
@@ -180,6 +285,50 @@ class Slot:
         return self.line is not None
 
 
+# history of a line in a cache instance ("Miss classes"); absent from the dict = never
+HELD, INVALIDATED = "held", "invalidated"
+# sharing mode of a (line, core) ("True and false sharing")
+NONE, LOST, OPEN_UNDECIDED, OPEN_TRUE = "none", "lost", "open-undecided", "open-true"
+VERDICTS = ("false", "true", "false_at_miss", "true_at_miss")
+
+
+@dataclass
+class PieceFacts:
+    """What ``Simulator.piece`` found out about one piece, for the sharing rules (D1)."""
+
+    first_latency: int  # latency of the first cache on the piece's path
+    classes: list = field(default_factory=list)  # (instance, class) per lookup miss, top first
+    upgrade: bool = False
+    c2c: bool = False
+    losers: set = field(default_factory=set)  # cores that lost their copy to this piece (D4)
+    cost: int = 0
+
+    @property
+    def coherence_miss(self) -> bool:
+        return any(cls == MC_COHERENCE for _, cls in self.classes)
+
+
+@dataclass
+class Sharer:
+    """The state of one core on one line: mode and W (bytes others wrote since it lost its copy)."""
+
+    mode: str = NONE
+    written: set = field(default_factory=set)
+
+
+class Row:
+    """A sharing-table row (one line): verdicts, transfers, stall cycles, per-core reads/writes."""
+
+    def __init__(self, cores: int):
+        self.verdicts = dict.fromkeys(VERDICTS, 0)
+        self.c2c = 0
+        self.stall = 0
+        self.reads = [0] * cores
+        self.writes = [0] * cores
+        self.read_bytes = [set() for _ in range(cores)]
+        self.write_bytes = [set() for _ in range(cores)]
+
+
 class CacheInstance:
     """One instance of one cache spec, with its sets, replacement state and counters."""
 
@@ -205,6 +354,11 @@ class CacheInstance:
         self.rrpv_max = (1 << spec.rrpv_bits) - 1
         self.rrpv = [[0] * ways for _ in range(spec.sets)]
         self.rng = SplitMix64((machine.seed * 1_000_003 + k) & MASK64)
+        # "Miss classes": history per line (absent = never) and the fully associative LRU shadow
+        self.history: dict[int, str] = {}
+        self.shadow: OrderedDict[int, None] = OrderedDict()
+        self.shadow_lines = spec.sets * spec.ways
+        self.classes = [0] * len(MISS_CLASSES)
 
     # --- descriptive -------------------------------------------------------------------------
 
@@ -437,6 +591,13 @@ class Simulator:
         # writebacks counted by downgrades (not evictions), per instance: for invariant tests only
         self.downgrade_writebacks = [0] * len(self.instances)
 
+        # miss classes per core and spec; true and false sharing (docs/coherence.md)
+        self.core_classes = [[[0] * len(MISS_CLASSES) for _ in specs] for _ in range(cores)]
+        self.sharers: dict[tuple[int, int], Sharer] = {}  # (line, core) -> state; absent = none
+        self.rows: dict[int, Row] = {}  # line -> its sharing-table row
+        self.verdicts = dict.fromkeys(VERDICTS, 0)  # verdicts counted so far (open lifetimes not)
+        self.last_piece: PieceFacts | None = None
+
     # --- lookup helpers for tests -----------------------------------------------------------
 
     def instance(self, name: str, number: int = 0) -> CacheInstance:
@@ -482,6 +643,10 @@ class Simulator:
             first, last = addr // ls, (addr + size - 1) // ls
             for line in range(first, last + 1):
                 cost = max(cost, self.piece(core, kind, is_write, line))
+                # the piece's bytes: offsets within the line of the part of the access inside it
+                lo = max(addr, line * ls) - line * ls
+                hi = min(addr + size, (line + 1) * ls) - line * ls
+                self.share(core, op, line, set(range(lo, hi)), self.last_piece)
         self.core_accesses[core] += 1
         self.core_cycles[core] += cost
 
@@ -489,6 +654,7 @@ class Simulator:
         path = self.paths[core][kind]
         mine = self.on_paths[core]  # P(c)
         coherence = self.machine.coherence
+        facts = PieceFacts(first_latency=path[0].spec.latency)
 
         # the exclusive bit of each participant on P(c) that holds the line before the piece
         before: dict[object, bool] = {}
@@ -506,10 +672,16 @@ class Simulator:
                 inst.counters["hits"] += 1
                 self.core_level[core][inst.spec_index][HM_HITS] += 1
                 inst.touch_on_hit(*where)
+                self.shadow_touch(inst, line)
                 server = i
                 break
             inst.counters["misses"] += 1
             self.core_level[core][inst.spec_index][HM_MISSES] += 1
+            cls = self.classify(inst, line)  # history and shadow as the lookup reaches inst
+            inst.classes[cls] += 1
+            self.core_classes[core][inst.spec_index][cls] += 1
+            facts.classes.append((inst, cls))
+            self.shadow_touch(inst, line)
         x = path[server] if server < len(path) else None  # the serving cache, None = memory
         cost = x.spec.latency if x is not None else self.machine.memory_latency
 
@@ -522,12 +694,16 @@ class Simulator:
             if x is not None and x.tracked and not x.slot(line).exclusive:
                 self.upgrades += 1  # C7 W1: an upgrade
                 cost = coherence.upgrade_latency
+                facts.upgrade = True
             elif any(slot.dirty for _, slot in others):
                 self.c2c_transfers += 1  # C7 W2: the owner hands the data over
                 cost = coherence.c2c_latency
+                facts.c2c = True
             losers = set()  # C7 W3: invalidation
             for inst, _ in others:
                 inst.drop(line)
+                inst.history[line] = INVALIDATED  # D2
+                facts.losers.update(inst.cores)  # D4: every core the dropped cache serves
                 losers.add(self.participant[inst.k])
             self.invalidations += len(losers)
         elif not local:
@@ -539,6 +715,7 @@ class Simulator:
             if owners:  # C3: cache-to-cache transfer
                 self.c2c_transfers += 1
                 cost = coherence.c2c_latency
+                facts.c2c = True
                 if self.protocol != "moesi" and self.write_back_owners(core, x, path[:server], line):
                     # C4: the write-back landed on the path above the server: the fill finds it
                     # there, as if that cache had served the piece
@@ -602,7 +779,129 @@ class Simulator:
                     or (p == moved_p and (carried_exclusive or carried_dirty))
                 )
 
+        facts.cost = cost
+        self.last_piece = facts
         return cost
+
+    # --- miss classes and sharing (docs/coherence.md) ---------------------------------------
+
+    def classify(self, inst: CacheInstance, line: int) -> int:
+        """The class of a lookup miss at ``inst``, from its history and shadow before this lookup."""
+        history = inst.history.get(line)
+        if history is None:
+            return MC_COLD
+        if history == INVALIDATED:
+            return MC_COHERENCE
+        if self.machine.conflict_shadow and line in inst.shadow:
+            return MC_CONFLICT
+        return MC_CAPACITY
+
+    def shadow_touch(self, inst: CacheInstance, line: int) -> None:
+        """A lookup at ``inst`` (hit or miss) makes ``line`` the shadow's most recent line (D3)."""
+        if not self.machine.conflict_shadow:
+            return
+        inst.shadow.pop(line, None)
+        inst.shadow[line] = None
+        if len(inst.shadow) > inst.shadow_lines:
+            inst.shadow.popitem(last=False)
+
+    def sharer(self, line: int, core: int) -> Sharer:
+        return self.sharers.setdefault((line, core), Sharer())
+
+    @staticmethod
+    def end_lifetime(sharer: Sharer, verdicts: dict) -> None:
+        """Rule 5: an open lifetime counts its verdict (the caller then sets the new mode)."""
+        if sharer.mode == OPEN_TRUE:
+            verdicts["true"] += 1
+        elif sharer.mode == OPEN_UNDECIDED:
+            verdicts["false"] += 1
+
+    def share(self, core: int, op: int, line: int, touched: set[int], facts: PieceFacts) -> None:
+        """Rules 1-5 of "True and false sharing" and the sharing table, for one piece of ``core``
+        on ``line`` touching the byte offsets ``touched``, after ``piece`` handled it."""
+        is_write = op in (OP_WRITE, OP_RMW)
+        verdicts = dict.fromkeys(VERDICTS, 0)  # what this piece counts
+
+        # rule 3 or 4 for the piece's core
+        me = self.sharer(line, core)
+        if facts.coherence_miss:
+            self.end_lifetime(me, verdicts)
+            overlap = bool(touched & me.written)  # D5: W as the last rule 1/2 left it
+            verdicts["true_at_miss" if overlap else "false_at_miss"] += 1
+            me.mode = OPEN_TRUE if overlap else OPEN_UNDECIDED
+        elif me.mode == OPEN_UNDECIDED and touched & me.written:
+            me.mode = OPEN_TRUE
+
+        # rules 1-2 for the other cores (only write pieces make others lose or grow W)
+        if is_write:
+            for other in range(self.machine.cores):
+                if other == core:
+                    continue
+                them = self.sharer(line, other)
+                if other in facts.losers:
+                    self.end_lifetime(them, verdicts)
+                    them.mode = LOST
+                    them.written = set(touched)
+                elif them.mode == LOST:
+                    them.written |= touched
+
+        for key, n in verdicts.items():
+            self.verdicts[key] += n
+
+        # the sharing table: a row from the first piece that makes a core lose its copy or is
+        # served by a transfer, that piece included (D10)
+        if facts.losers or facts.c2c:
+            self.rows.setdefault(line, Row(self.machine.cores))
+        row = self.rows.get(line)
+        if row is None:
+            assert not any(verdicts.values()), "a verdict on a line without a row"
+            return
+        for key, n in verdicts.items():
+            row.verdicts[key] += n
+        row.c2c += facts.c2c
+        if facts.coherence_miss or facts.upgrade:
+            row.stall += max(0, facts.cost - facts.first_latency)
+        if op in (OP_READ, OP_IFETCH, OP_RMW):
+            row.reads[core] += 1
+            row.read_bytes[core] |= touched
+        if is_write:
+            row.writes[core] += 1
+            row.write_bytes[core] |= touched
+
+    def open_verdicts(self) -> dict[int, dict]:
+        """Rule 5 at the end of the run: per line, the verdicts of the lifetimes still open.
+        Nothing is changed: the counters can be produced at any time (D13)."""
+        per_line: dict[int, dict] = {}
+        for (line, _core), sharer in self.sharers.items():
+            self.end_lifetime(sharer, per_line.setdefault(line, dict.fromkeys(VERDICTS, 0)))
+        return per_line
+
+    def sharing_table(self) -> np.ndarray:
+        """The sharing rows, sorted by line, as the int64 array of memsim/engine/counters.py
+        (verdicts include the lifetimes still open)."""
+        cores, ls = self.machine.cores, self.machine.line_size
+        words = mask_words(ls)
+        open_per_line = self.open_verdicts()
+        table = np.zeros((len(self.rows), sharing_width(cores, ls)), np.int64)
+        for r, line in enumerate(sorted(self.rows)):
+            row = self.rows[line]
+            verdicts = dict(row.verdicts)
+            for key, n in open_per_line.get(line, {}).items():
+                verdicts[key] += n
+            table[r, S_LINE] = line
+            table[r, S_FALSE] = verdicts["false"]
+            table[r, S_TRUE] = verdicts["true"]
+            table[r, S_FALSE_AT_MISS] = verdicts["false_at_miss"]
+            table[r, S_TRUE_AT_MISS] = verdicts["true_at_miss"]
+            table[r, S_C2C] = row.c2c
+            table[r, S_STALL] = row.stall
+            for core in range(cores):
+                base = len(SHARING_COLUMNS) + core * core_sharing_width(ls)
+                table[r, base + SC_READS] = row.reads[core]
+                table[r, base + SC_WRITES] = row.writes[core]
+                masks = byte_mask_words(row.read_bytes[core], words) + byte_mask_words(row.write_bytes[core], words)
+                table[r, base + 2 : base + 2 + 2 * words] = masks
+        return table
 
     def write_back_owners(self, core: int, x: CacheInstance | None, above: list[CacheInstance], line: int) -> bool:
         """MSI/MESI read (C3): owners outside P(c) whose chain leads to ``x`` write the line back,
@@ -640,6 +939,7 @@ class Simulator:
             self.evict(inst, slot.line, slot.dirty, slot.exclusive)
         slot.line, slot.dirty, slot.exclusive = line, dirty, exclusive and inst.tracked
         inst.touch_on_fill(s, way)
+        inst.history[line] = HELD  # D2: every write of the line into a slot
 
     def evict(self, inst: CacheInstance, line: int, dirty: bool, exclusive: bool) -> None:
         inst.counters["evictions"] += 1
@@ -695,7 +995,7 @@ class Simulator:
 
     def counters(self) -> Counters:
         m = self.machine
-        out = Counters.zeros(len(self.instances), m.cores, len(m.caches))
+        out = Counters.zeros(len(self.instances), m.cores, len(m.caches), m.line_size)
         for inst in self.instances:
             for j, name in enumerate(CACHE_COUNTERS):
                 out.cache[inst.k, j] = inst.counters[name]
@@ -710,7 +1010,31 @@ class Simulator:
         out.coherence[H_INVALIDATIONS] = self.invalidations
         out.coherence[H_UPGRADES] = self.upgrades
         out.coherence[H_C2C] = self.c2c_transfers
+        verdicts = dict(self.verdicts)
+        for per_line in self.open_verdicts().values():  # rule 5: lifetimes still open count now
+            for key, n in per_line.items():
+                verdicts[key] += n
+        out.coherence[H_FALSE_SHARING] = verdicts["false"]
+        out.coherence[H_TRUE_SHARING] = verdicts["true"]
+        out.coherence[H_FALSE_SHARING_AT_MISS] = verdicts["false_at_miss"]
+        out.coherence[H_TRUE_SHARING_AT_MISS] = verdicts["true_at_miss"]
+        for inst in self.instances:
+            out.cache_classes[inst.k, :] = inst.classes
+        for core in range(m.cores):
+            for si in range(len(m.caches)):
+                out.core_classes[core, si, :] = self.core_classes[core][si]
+        out.sharing = self.sharing_table()
         return out
+
+
+def byte_mask_words(offsets: set[int], words: int) -> list[int]:
+    """A set of byte offsets as ``words`` int64 mask words: bit b of word k = byte 64*k + b.
+    Built as Python ints, then reinterpreted as signed 64-bit (bit 63 makes a word negative)."""
+    out = []
+    for k in range(words):
+        value = sum(1 << (b - 64 * k) for b in offsets if 64 * k <= b < 64 * (k + 1))
+        out.append(int(np.array([value], dtype=np.uint64).view(np.int64)[0]))
+    return out
 
 
 def simulate_with_state(machine: Machine, events: Events) -> tuple[Counters, Simulator]:
@@ -742,22 +1066,30 @@ def make_events(rows) -> Events:
 
 
 def counters_equal(a: Counters, b: Counters) -> bool:
-    return all(np.array_equal(x, y) for x, y in zip(a.as_dict().values(), b.as_dict().values()))
+    da, db = a.as_dict(), b.as_dict()
+    return da.keys() == db.keys() and all(np.array_equal(da[key], db[key]) for key in da)
 
 
 def describe_difference(machine: Machine, got: Counters, want: Counters) -> str:
     """A readable account of which counters differ (for assertion messages)."""
     lines = []
-    for key in ("cache", "core", "core_level", "memory", "coherence"):
+    names = [f"{spec.name}#{i}" for spec in machine.caches for i in range(machine.cores // spec.shared_by)]
+    for key in want.as_dict():
         g, w = getattr(got, key), getattr(want, key)
         if g.shape != w.shape:
             lines.append(f"{key}: engine shape {g.shape}, reference shape {w.shape}")
-        elif key == "cache":
-            names = [f"{spec.name}#{i}" for spec in machine.caches for i in range(machine.cores // spec.shared_by)]
+            if key == "sharing" and g.ndim == 2 and g.shape[1] and w.shape[1]:
+                lines.append(f"sharing lines: engine {g[:, 0].tolist()}, reference {w[:, 0].tolist()}")
+        elif key in ("cache", "cache_classes"):
+            columns = CACHE_COUNTERS if key == "cache" else MISS_CLASSES
             for k, name in enumerate(names):
-                for j, cname in enumerate(CACHE_COUNTERS):
+                for j, cname in enumerate(columns):
                     if g[k, j] != w[k, j]:
-                        lines.append(f"cache {name}.{cname}: engine {g[k, j]}, reference {w[k, j]}")
+                        lines.append(f"{key} {name}.{cname}: engine {g[k, j]}, reference {w[k, j]}")
+        elif key == "sharing":
+            for r in range(g.shape[0]):
+                if not np.array_equal(g[r], w[r]):
+                    lines.append(f"sharing row {r} (line {w[r, 0]}): engine {g[r].tolist()}, reference {w[r].tolist()}")
         elif not np.array_equal(g, w):
             lines.append(f"{key}: engine {g.tolist()}, reference {w.tolist()}")
     return "\n".join(lines)
@@ -769,6 +1101,7 @@ __all__ = [
     "CacheInstance",
     "simulate",
     "simulate_with_state",
+    "byte_mask_words",
     "make_events",
     "counters_equal",
     "describe_difference",

@@ -71,7 +71,15 @@ def test_json_to_stdout_is_only_json_and_exact(tmp_path):
     assert (l1["accesses"], l1["hits"], l1["misses"]) == (4, 0, 4)
     assert (l2["accesses"], l2["hits"], l2["misses"]) == (4, 2, 2)
     assert [i["cores"] for i in l1["instances"]] == [[0], [1]]
-    assert doc["coherence"] == {"invalidations": 1, "upgrades": 0, "c2c_transfers": 1}
+    # core 0's read of [60, 64) is its coherence miss; it overlaps no byte core 1 wrote ([8, 16)):
+    # false sharing, at the miss and for the lifetime (which the end of the run closes)
+    assert doc["coherence"] == {"invalidations": 1, "upgrades": 0, "c2c_transfers": 1, "false_sharing_misses": 1,
+                                "true_sharing_misses": 0, "false_sharing_misses_at_miss": 1,
+                                "true_sharing_misses_at_miss": 0}
+    (line,) = doc["false_sharing"]
+    assert line["line"] == 0 and line["false_sharing_misses"] == 1
+    assert [(c["core"], c["read_bytes"], c["write_bytes"]) for c in line["cores"]] == [(0, [[60, 64]], []),
+                                                                                      (1, [], [[8, 16]])]
     assert doc["cores"][0]["accesses"] == 2 and doc["cores"][0]["cycles"] == 100 + 100
     assert doc["cores"][1]["cycles"] == 10
     assert doc["machine"]["levels"][1]["shared_by"] == 2
@@ -87,6 +95,50 @@ def test_json_is_byte_identical_wherever_the_trace_lives(tmp_path):
         out.append(target.read_bytes())
     assert out[0] == out[1] == out[2]
     assert str(tmp_path).encode() not in out[0]
+
+
+def test_top_cuts_the_false_sharing_lines_of_the_tables_and_the_json(tmp_path, monkeypatch):
+    """The engine's sharing table is replaced by a hand-made one (two lines: the Go counters' line,
+    and a raw line), so the wiring from the CLI through the allocator's placements is checked
+    whatever the kernel counts."""
+    import numpy as np
+
+    from memsim.engine.counters import S_FALSE, S_LINE, S_STALL, core_sharing_width, sharing_width
+    from memsim.report import sharing
+
+    trace = ROOT / "traces" / "go-worker-counters.yaml"
+    layout = json.loads(invoke("layout", trace, "--json", "-").output)
+    line = next(o for o in layout["objects"] if o["id"] == "counter1")["lines"][0]
+    table = np.zeros((2, sharing_width(4, 64)), np.int64)
+    table[:, S_LINE] = line // 64, line // 64 + 1000
+    table[:, S_FALSE] = 10
+    table[:, S_STALL] = 500, 100
+    for core in range(4):  # core c rmw's bytes [8c, 8c + 8), 5 times
+        base = 7 + core * core_sharing_width(64)
+        table[:, base:base + 4] = 5, 5, 0xFF << 8 * core, 0xFF << 8 * core
+    real = sharing.build_sharing
+    monkeypatch.setattr(sharing, "build_sharing", lambda _, *args, **kw: real(table, *args, **kw))
+
+    result = invoke("run", trace, "--top", "1", "--json", tmp_path / "o.json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads((tmp_path / "o.json").read_text())
+    assert doc["false_sharing_lines"] == 2
+    (first,) = doc["false_sharing"]
+    assert first["line"] == line and [o["id"] for o in first["objects"]][:2] == ["counter0", "counter1"]
+    assert {o["site"] for o in first["objects"]} == {"worker.go:12"}
+    assert first["objects"][1]["alloc_core"] == 0
+    assert first["fix"].startswith("`counter1` (used by core 1, allocated on P 0), `counter2` (used by core 2, "
+                                   "allocated on P 0), `counter3` (used by core 3, allocated on P 0): allocate each")
+    assert doc["false_sharing_by_site"][0]["sites"] == ["worker.go:12"]
+    assert "the top 1 of 2 lines" in result.output and f"#1 line {line:#x}" in result.output
+    assert "#2 line" not in result.output
+    every = json.loads(invoke("run", trace, "--top", "0", "--quiet", "--json", "-").output)
+    assert [ln["line"] for ln in every["false_sharing"]] == [line, line + 1000 * 64]
+
+
+def test_top_must_not_be_negative(tmp_path):
+    result = invoke("run", write(tmp_path, TINY), "--top", "-1")
+    assert result.exit_code == 2 and "--top" in result.output
 
 
 def test_machine_option_overrides_the_trace(tmp_path):

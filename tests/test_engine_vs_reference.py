@@ -18,7 +18,7 @@ from reference import describe_difference, simulate
 from strategies import machine_and_events
 
 
-FIELDS = ("cache", "core", "core_level", "memory", "coherence")
+FIELDS = ("cache", "core", "core_level", "memory", "coherence", "cache_classes", "core_classes", "sharing")
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
@@ -50,7 +50,7 @@ def warm_up_the_jit():
 @given(machine_and_events())
 def test_engine_matches_reference(case):
     machine, events = case
-    assert_same(machine, events, replay_counters(machine, events), simulate(machine, events))
+    assert_same(machine, events, replay_counters(machine, events, check=True), simulate(machine, events))
 
 
 @settings(max_examples=120, **SETTINGS)

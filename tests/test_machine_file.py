@@ -680,6 +680,7 @@ def test_machine_to_dict_teaching_exact():
         "frequency_ghz": 1.0,
         "seed": 0,
         "counting": "memsim",
+        "conflict_shadow": True,
         "levels": [
             {"name": "L1", "serves": "all", "size": 512, "sets": 4, "ways": 2, "assoc": 2, "latency": 1,
              "shared_by": 1, "instances": 2, **common},
@@ -690,7 +691,7 @@ def test_machine_to_dict_teaching_exact():
         "coherence": {"protocol": "mesi", "c2c_latency": 20, "upgrade_latency": 10},
         "source": load_preset("teaching").source,
     }
-    assert list(d) == ["name", "cores", "line_size", "frequency_ghz", "seed", "counting", "levels", "memory", "coherence", "source"]
+    assert list(d) == ["name", "cores", "line_size", "frequency_ghz", "seed", "counting", "conflict_shadow", "levels", "memory", "coherence", "source"]
     assert list(d["levels"][0]) == [
         "name", "serves", "size", "sets", "ways", "assoc", "line_size", "latency", "replacement", "rrpv_bits",
         "write", "write_allocate", "shared_by", "instances", "inclusion",
@@ -726,3 +727,10 @@ def test_plain_dict_errors_fall_back_to_the_label():
         machine_from_mapping({"memsim": 1, "name": "x", "cores": 0, "levels": [], "memory": {"latency": 1}}, "echo")
     assert info.value.where == "echo"
     assert info.value.message == "cores must be at least 1, found 0"
+
+
+def test_conflict_shadow_switch(tmp_path):
+    assert load_preset("teaching").conflict_shadow is True
+    assert load(tmp_path, text(extra="conflict_shadow: false\n")).conflict_shadow is False
+    source = text(extra="conflict_shadow: sometimes\n")
+    fails(tmp_path, source, pos(source, "sometimes"), "conflict_shadow")

@@ -285,7 +285,7 @@ def test_exclusive_shared_l2_merges_dirty_bit_of_a_victim_it_already_holds():
     assert stats(counters, 2) == expect(accesses=4, misses=4, fills=1)
     assert stats(counters, 0)["writebacks"] == 1
     assert memory(counters) == (4, 0)
-    assert counters.coherence.tolist() == [0, 0, 1]  # invalidations, upgrades, c2c transfers
+    assert counters.coherence.tolist()[:3] == [0, 0, 1]  # invalidations, upgrades, c2c transfers
 
     # core 1 writes X: L2 hit, X moves up dirty into L1#1, whose victim Y fills L2's freed w0
     counters, sim = run(m, rows + [("write", 1, X)])

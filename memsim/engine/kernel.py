@@ -33,16 +33,56 @@ from memsim.engine.counters import (
     C_WRITEBACKS,
     C_WRITEBACKS_IN,
     H_C2C,
+    H_FALSE_SHARING,
+    H_FALSE_SHARING_AT_MISS,
     H_INVALIDATIONS,
+    H_TRUE_SHARING,
+    H_TRUE_SHARING_AT_MISS,
     H_UPGRADES,
     HM_HITS,
     HM_MISSES,
+    MC_CAPACITY,
+    MC_COHERENCE,
+    MC_COLD,
+    MC_CONFLICT,
+    S_C2C,
+    S_FALSE,
+    S_FALSE_AT_MISS,
+    S_LINE,
+    S_STALL,
+    S_TRUE,
+    S_TRUE_AT_MISS,
+    SC_READS,
+    SC_WRITES,
+    SHARING_COLUMNS,
     K_ACCESSES,
     K_CYCLES,
     M_READS,
     M_WRITES,
 )
+from memsim.engine.tables import (
+    EMPTY,
+    HIST_BITS,
+    HIST_KEY,
+    HIST_ROW,
+    I_CHECK,
+    I_ERROR,
+    I_ERROR_LINE,
+    I_HIST_LIMIT,
+    I_HIST_USED,
+    I_HIST_WIDTH,
+    I_MASK_WORDS,
+    I_PUBLIC_WIDTH,
+    I_ROWS_USED,
+    I_SHADOW,
+    MODE_LOST,
+    MODE_OPEN_TRUE,
+    MODE_OPEN_UNDECIDED,
+    NO_ROW,
+)
 from memsim.models.hierarchy import (
+    F_CORE_COUNT,
+    F_FIRST_CORE,
     F_INCLUSION,
     N_FIELDS,
     F_LATENCY,
@@ -53,6 +93,8 @@ from memsim.models.hierarchy import (
     F_SET_BASE,
     F_SET_MASK,
     F_SETS,
+    F_SHADOW_BASE,
+    F_SHADOW_MASK,
     F_SLOT_BASE,
     F_SPEC,
     F_WAYS,
@@ -73,12 +115,15 @@ LRU, PLRU, FIFO, RANDOM, SRRIP = 0, 1, 2, 3, 4
 NINE, INCLUSIVE, EXCLUSIVE = 0, 1, 2
 CLEAN, DIRTY = 0, 1
 EXCLUSIVE_COPY = 2  # state bit of a tracked copy: no other participant holds the line (docs/coherence.md)
+WATCH = 4  # state bit of a first-level copy of a line with a sharing row: its hits must be recorded
+COPY_BITS = DIRTY | EXCLUSIVE_COPY  # what a copy carries when it moves between caches
 MSI, MESI, MOESI = (PROTOCOLS.index(name) for name in ("msi", "mesi", "moesi"))  # codes: index in PROTOCOLS
 STATE_BITS = 4  # dirty and exclusive bits, and room to spare
 STATE_MASK = (1 << STATE_BITS) - 1
 INVALID = -1
 
 GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+HASH_MULTIPLIER = 0x9E3779B97F4A7C15 - (1 << 64)  # the same constant as an int64
 MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 MIX2 = np.uint64(0x94D049BB133111EB)
 
@@ -281,6 +326,286 @@ def _place(cfg, slots, rrpv, plru, c, base, slot, victim_line, word):
         rrpv[slot] = _cfg(cfg, c, F_RRPV_MAX) - 1
 
 
+# ---- Line history: miss classes (docs/coherence.md, "Miss classes") -------------------------------
+
+NEVER, HELD, INVALIDATED = 0, 1, 2
+
+
+@jit
+def _bucket(line, mask):
+    h = line * HASH_MULTIPLIER
+    return (h ^ (h >> 29)) & mask
+
+
+@jit
+def _history_row(history, info, line):
+    """Offset of ``line``'s row in the history, inserted (never held anywhere) if new. The
+    replay loop keeps the table at most half full, so the probe always ends."""
+    width = info[I_HIST_WIDTH]
+    mask = history.shape[0] // width - 1
+    b = _bucket(line, mask)
+    while True:
+        at = b * width
+        key = _word(history, at + HIST_KEY)
+        if key == line:
+            return at
+        if key == EMPTY:
+            history[at + HIST_KEY] = line
+            history[at + HIST_ROW] = NO_ROW
+            for w in range(at + HIST_BITS, at + width):
+                history[w] = 0
+            info[I_HIST_USED] += 1
+            return at
+        b = (b + 1) & mask
+
+
+@jit
+def _history_of(history, at, c):
+    word = history[at + HIST_BITS + (c >> 5)]
+    bit = c & 31
+    if (word >> (32 + bit)) & 1:
+        return INVALIDATED
+    return HELD if (word >> bit) & 1 else NEVER
+
+
+@jit
+def _mark_held(history, info, c, line):
+    at = _history_row(history, info, line)
+    w = at + HIST_BITS + (c >> 5)
+    bit = c & 31
+    history[w] = (history[w] | (np.int64(1) << bit)) & ~(np.int64(1) << (32 + bit))
+
+
+@jit
+def _mark_invalidated(history, at, c):
+    history[at + HIST_BITS + (c >> 5)] |= np.int64(1) << (32 + (c & 31))
+
+
+@jit
+def rehash_history(old, new, width):
+    """Move every row of ``old`` into the (larger, empty) history ``new``."""
+    mask = new.shape[0] // width - 1
+    for at in range(0, old.shape[0], width):
+        line = old[at + HIST_KEY]
+        if line == EMPTY:
+            continue
+        b = _bucket(line, mask)
+        while new[b * width + HIST_KEY] != EMPTY:
+            b = (b + 1) & mask
+        for w in range(width):
+            new[b * width + w] = old[at + w]
+
+
+# ---- Conflict shadows: one fully associative LRU list per cache instance ------------------------
+# nodes[n] = (line, newer node, older node); lists[c] = (newest, oldest, count); the hash buckets
+# of instance c (F_SHADOW_BASE, F_SHADOW_MASK) map a line to its node. Instance c's nodes are its
+# slot numbers, so the shadow never holds more lines than the cache.
+
+@jit
+def _shadow_unlink(nodes, lists, c, n):
+    newer = nodes[n, 1]
+    older = nodes[n, 2]
+    if newer >= 0:
+        nodes[newer, 2] = older
+    else:
+        lists[c, 0] = older
+    if older >= 0:
+        nodes[older, 1] = newer
+    else:
+        lists[c, 1] = newer
+
+
+@jit
+def _shadow_push(nodes, lists, c, n):
+    newest = lists[c, 0]
+    nodes[n, 1] = -1
+    nodes[n, 2] = newest
+    if newest >= 0:
+        nodes[newest, 1] = n
+    else:
+        lists[c, 1] = n
+    lists[c, 0] = n
+
+
+@jit
+def _shadow_forget(nodes, buckets, base, mask, n):
+    """Remove node ``n`` from the buckets (linear probing: later entries of the run move back)."""
+    i = _bucket(nodes[n, 0], mask)
+    while buckets[base + i] != n:
+        i = (i + 1) & mask
+    j = i
+    while True:
+        j = (j + 1) & mask
+        m = buckets[base + j]
+        if m < 0:
+            break
+        home = _bucket(nodes[m, 0], mask)
+        if (j > i and (home <= i or home > j)) or (j < i and home <= i and home > j):
+            buckets[base + i] = m
+            i = j
+    buckets[base + i] = -1
+
+
+@jit
+def _shadow_touch(cfg, nodes, lists, buckets, c, line):
+    """A lookup of ``line`` at instance ``c``: make it the shadow's newest line. Returns whether
+    the shadow held it before."""
+    base = _cfg(cfg, c, F_SHADOW_BASE)
+    mask = _cfg(cfg, c, F_SHADOW_MASK)
+    b = _bucket(line, mask)
+    while True:
+        n = buckets[base + b]
+        if n < 0:
+            break
+        if nodes[n, 0] == line:
+            if lists[c, 0] != n:
+                _shadow_unlink(nodes, lists, c, n)
+                _shadow_push(nodes, lists, c, n)
+            return True
+        b = (b + 1) & mask
+    if lists[c, 2] < _cfg(cfg, c, F_SETS) * _cfg(cfg, c, F_WAYS):
+        n = _cfg(cfg, c, F_SLOT_BASE) + lists[c, 2]
+        lists[c, 2] += 1
+    else:
+        n = lists[c, 1]
+        _shadow_unlink(nodes, lists, c, n)
+        _shadow_forget(nodes, buckets, base, mask, n)
+    nodes[n, 0] = line
+    _shadow_push(nodes, lists, c, n)
+    b = _bucket(line, mask)
+    while buckets[base + b] >= 0:
+        b = (b + 1) & mask
+    buckets[base + b] = n
+    return False
+
+
+# ---- Sharing rows and Dubois lifetimes (docs/coherence.md, "True and false sharing") -------------
+
+@jit
+def _word_bits(k, lo, hi):
+    """The bits of mask word ``k`` that bytes ``lo .. hi-1`` of a line cover."""
+    a = max(lo - 64 * k, 0)
+    b = min(hi - 64 * k, 64)
+    if b <= a:
+        return np.int64(0)
+    if b - a == 64:
+        return np.int64(-1)
+    return ((np.int64(1) << (b - a)) - 1) << a
+
+
+@jit
+def _add_bytes(sharing, row, col, lo, hi):
+    for k in range(lo >> 6, ((hi - 1) >> 6) + 1):
+        sharing[row, col + k] |= _word_bits(k, lo, hi)
+
+
+@jit
+def _overlaps(sharing, row, col, lo, hi):
+    for k in range(lo >> 6, ((hi - 1) >> 6) + 1):
+        if sharing[row, col + k] & _word_bits(k, lo, hi):
+            return True
+    return False
+
+
+@jit
+def _core_column(info, core):
+    """First public column of ``core`` in a sharing row: reads, writes, read mask, write mask."""
+    return len(SHARING_COLUMNS) + core * (2 + 2 * info[I_MASK_WORDS])
+
+
+@jit
+def _mode_column(info, core):
+    """The core's private Dubois state in a sharing row: mode, then the written-bytes mask."""
+    return info[I_PUBLIC_WIDTH] + core * (1 + info[I_MASK_WORDS])
+
+
+@jit
+def _ensure_row(history, info, sharing, at):
+    """The sharing row of the line whose history row is at ``at``, created empty if it has none."""
+    row = history[at + HIST_ROW]
+    if row >= 0:
+        return row
+    row = info[I_ROWS_USED]
+    info[I_ROWS_USED] += 1
+    for k in range(sharing.shape[1]):
+        sharing[row, k] = 0
+    sharing[row, S_LINE] = history[at + HIST_KEY]
+    history[at + HIST_ROW] = row
+    return row
+
+
+@jit
+def _end_lifetime(sharing, info, coherence, row, core):
+    mode = sharing[row, _mode_column(info, core)]
+    if mode == MODE_OPEN_TRUE:
+        sharing[row, S_TRUE] += 1
+        coherence[H_TRUE_SHARING] += 1
+    elif mode == MODE_OPEN_UNDECIDED:
+        sharing[row, S_FALSE] += 1
+        coherence[H_FALSE_SHARING] += 1
+
+
+@jit
+def _lose_copy(sharing, info, coherence, row, core, lo, hi):
+    """Rule 1: ``core`` lost its copy to a write of bytes ``lo .. hi-1`` by another core."""
+    _end_lifetime(sharing, info, coherence, row, core)
+    col = _mode_column(info, core)
+    sharing[row, col] = MODE_LOST
+    for k in range(info[I_MASK_WORDS]):
+        sharing[row, col + 1 + k] = 0
+    _add_bytes(sharing, row, col + 1, lo, hi)
+
+
+@jit
+def _record_write(sharing, info, row, writer, n_cores, lo, hi):
+    """Rule 2: the cores that lost their copy and have not missed since see these bytes written."""
+    for core in range(n_cores):
+        col = _mode_column(info, core)
+        if core != writer and sharing[row, col] == MODE_LOST:
+            _add_bytes(sharing, row, col + 1, lo, hi)
+
+
+@jit
+def _record_piece(sharing, info, coherence, row, core, lo, hi, reads, writes, coherence_miss, stall, transferred):
+    """A piece of ``core`` on a line with a sharing row: its bytes, its Dubois rules 3-4, its stall
+    cycles and transfer."""
+    col = _core_column(info, core)
+    words = info[I_MASK_WORDS]
+    if reads:
+        sharing[row, col + SC_READS] += 1
+        _add_bytes(sharing, row, col + 2, lo, hi)
+    if writes:
+        sharing[row, col + SC_WRITES] += 1
+        _add_bytes(sharing, row, col + 2 + words, lo, hi)
+    mode_col = _mode_column(info, core)
+    if coherence_miss:
+        _end_lifetime(sharing, info, coherence, row, core)
+        true_sharing = _overlaps(sharing, row, mode_col + 1, lo, hi)
+        if true_sharing:
+            sharing[row, S_TRUE_AT_MISS] += 1
+            coherence[H_TRUE_SHARING_AT_MISS] += 1
+            sharing[row, mode_col] = MODE_OPEN_TRUE
+        else:
+            sharing[row, S_FALSE_AT_MISS] += 1
+            coherence[H_FALSE_SHARING_AT_MISS] += 1
+            sharing[row, mode_col] = MODE_OPEN_UNDECIDED
+    elif sharing[row, mode_col] == MODE_OPEN_UNDECIDED and _overlaps(sharing, row, mode_col + 1, lo, hi):
+        sharing[row, mode_col] = MODE_OPEN_TRUE
+    sharing[row, S_STALL] += stall
+    if transferred:
+        sharing[row, S_C2C] += 1
+
+
+@jit
+def _watch(cfg, slots, path, core, kind, line):
+    """Mark the core's first-level copy of a line with a sharing row, so that its hits leave the
+    fast path and are recorded (a hit at the first level looks the line up only when marked)."""
+    top = path[core, kind, 0]
+    slot = _find(cfg, slots, top, _set_base(cfg, top, line), line)
+    if slot >= 0:
+        slots[slot] |= WATCH
+
+
 @jit
 def _back_invalidate(cfg, slots, counts, links, c, line):
     """Drop ``line`` from every cache above ``c``; returns the dropped copies' state bits, OR-ed."""
@@ -290,7 +615,7 @@ def _back_invalidate(cfg, slots, counts, links, c, line):
         base = _set_base(cfg, a, line)
         slot = _find(cfg, slots, a, base, line)
         if slot >= 0:
-            bits |= slots[slot] & STATE_MASK
+            bits |= slots[slot] & COPY_BITS
             _remove(cfg, slots, a, base, slot)
             counts[a, C_BACK_INVALIDATIONS] += 1
     return bits
@@ -319,6 +644,7 @@ def _deliver_writeback(cfg, slots, counts, memory, r, line, bits):
 @jit_inline
 def _kept(cfg, c, bits):
     """The state bits cache ``c`` keeps: a cache shared by all cores has no exclusive bit."""
+    bits &= COPY_BITS
     if bits & EXCLUSIVE_COPY and _cfg(cfg, c, F_PARTICIPANT) == UNTRACKED:
         return bits & ~EXCLUSIVE_COPY
     return bits
@@ -336,7 +662,7 @@ def _evicts_quietly(cfg, c, victim_word):
 
 
 @jit_inline
-def _install(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, c, line, state):
+def _install(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, history, info, c, line, state):
     """Install ``line`` in ``c``. The victim's eviction may install it below, whose victim may go
     further down: a chain, at most one cache per level. Each cache of the chain chooses its victim
     first and is written only after everything below it is done (docs/engine.md); ``chain`` holds
@@ -353,6 +679,7 @@ def _install(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, c, line,
             if victim_word != INVALID:
                 counts[c, C_EVICTIONS] += 1
             _place(cfg, slots, rrpv, plru, c, base, slot, victim_line, word)
+            _mark_held(history, info, c, line)
             return
         chain[n, 0] = c
         chain[n, 1] = base
@@ -363,7 +690,7 @@ def _install(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, c, line,
         if victim_word == INVALID:
             break
         victim = victim_word >> STATE_BITS
-        victim_bits = victim_word & STATE_MASK
+        victim_bits = victim_word & COPY_BITS
         counts[c, C_EVICTIONS] += 1
         if _cfg(cfg, c, F_INCLUSION) == INCLUSIVE:
             victim_bits |= _back_invalidate(cfg, slots, counts, links, c, victim)
@@ -391,12 +718,13 @@ def _install(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, c, line,
         c, line, state = r, victim, victim_bits
     for k in range(n - 1, -1, -1):
         _place(cfg, slots, rrpv, plru, chain[k, 0], chain[k, 1], chain[k, 2], chain[k, 3], chain[k, 4])
+        _mark_held(history, info, chain[k, 0], chain[k, 4] >> STATE_BITS)
 
 
 @jit
-def _install_out_of_line(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, c, line, state):
+def _install_out_of_line(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, history, info, c, line, state):
     """``_install`` as a real call, for the rare paths (keeps the hot loop's code small)."""
-    _install(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, c, line, state)
+    _install(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, history, info, c, line, state)
 
 
 @jit_inline
@@ -405,10 +733,13 @@ def _allocates(cfg, c, is_write):
 
 
 @jit
-def _invalidate_others(cfg, slots, coherence, core_cfg, links, core, line):
+def _invalidate_others(cfg, slots, coherence, core_cfg, links, history, info, sharing, at, core, line, lo, hi):
     """Write-invalidate: drop every copy in tracked caches that do not serve ``core``; count each
-    coherence participant that lost one once (links are grouped by participant). Returns whether
-    a dropped copy was dirty (its owner hands the data over: a cache-to-cache transfer)."""
+    coherence participant that lost one once (links are grouped by participant). The caches that
+    lost a copy remember it, and so do the cores they serve (a sharing row is made for the line
+    if it has none). Returns whether a dropped copy was dirty (its owner hands the data over: a
+    cache-to-cache transfer), and the line's history row (``at``, found if it was -1 and a copy
+    was dropped)."""
     last_counted = -1
     dirty = False
     for k in range(core_cfg[core, L_INVALIDATE_START], core_cfg[core, L_INVALIDATE_END]):
@@ -421,11 +752,19 @@ def _invalidate_others(cfg, slots, coherence, core_cfg, links, core, line):
             if links[k, 1] != last_counted:
                 coherence[H_INVALIDATIONS] += 1
                 last_counted = links[k, 1]
-    return dirty
+            if at < 0:
+                at = _history_row(history, info, line)
+            _mark_invalidated(history, at, c)
+            row = _ensure_row(history, info, sharing, at)
+            first = _cfg(cfg, c, F_FIRST_CORE)
+            for loser in range(first, first + _cfg(cfg, c, F_CORE_COUNT)):
+                _lose_copy(sharing, info, coherence, row, loser, lo, hi)
+    return dirty, at
 
 
 @jit
-def _share(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, core_cfg, core, served, line, protocol):
+def _share(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, history, info, core_cfg, core, served, line,
+           protocol):
     """The other participants' side of a read served by ``served`` (-1: memory) outside the
     core's private caches (docs/coherence.md, "Read"): their copies stop being exclusive, and a
     dirty one above ``served`` supplies the data, written back first unless the protocol is MOESI.
@@ -452,8 +791,8 @@ def _share(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, core_cfg, 
                         r = _cfg(cfg, r, F_NEXT)
                     r = _deliver_writeback(cfg, slots, counts, memory, r, line, DIRTY)
                     if r >= 0:
-                        _install_out_of_line(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, r, line,
-                                             DIRTY)
+                        _install_out_of_line(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, history,
+                                             info, r, line, DIRTY)
     return transferred, alone
 
 
@@ -481,49 +820,73 @@ def _leads_to(cfg, y, x):
 
 
 @jit_inline
-def _piece(cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_level, memory, coherence, chain,
-           memory_latency, protocol, c2c_latency, upgrade_latency, core, kind, line, is_write):
-    """One line piece of an access (docs/engine.md, "One access"; docs/coherence.md); returns
-    its cost in cycles."""
+def _piece(cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_level, memory, coherence, chain, tables,
+           memory_latency, protocol, c2c_latency, upgrade_latency, core, kind, line, is_write, reads, lo, hi):
+    """One line piece of an access (docs/engine.md, "One access"; docs/coherence.md), covering
+    bytes ``lo .. hi-1`` of its line; returns its cost in cycles."""
+    history, info, sharing, cache_classes, core_classes, shadow_nodes, shadow_lists, shadow_buckets = tables
     n_levels = path.shape[2]
     served = n_levels
+    at = -1  # the line's history row, looked up at the first miss
+    coherence_miss = False
+    shadow = info[I_SHADOW] != 0
     for d in range(n_levels):
         c = path[core, kind, d]
         spec = _cfg(cfg, c, F_SPEC)
         base = _set_base(cfg, c, line)
         slot = _find(cfg, slots, c, base, line)
+        in_shadow = shadow and _shadow_touch(cfg, shadow_nodes, shadow_lists, shadow_buckets, c, line)
         if slot >= 0:
             counts[c, C_HITS] += 1
             core_level[core, spec, HM_HITS] += 1
+            if d == 0 and slots[slot] & WATCH:
+                at = _history_row(history, info, line)
             slot = _on_hit(cfg, slots, rrpv, plru, c, base, slot)
             served = d
             break
         counts[c, C_MISSES] += 1
         core_level[core, spec, HM_MISSES] += 1
+        if at < 0:
+            at = _history_row(history, info, line)
+        past = _history_of(history, at, c)
+        miss_class = MC_COLD if past == NEVER else (
+            MC_COHERENCE if past == INVALIDATED else (MC_CONFLICT if in_shadow else MC_CAPACITY))
+        cache_classes[c, miss_class] += 1
+        core_classes[core, spec, miss_class] += 1
+        coherence_miss |= miss_class == MC_COHERENCE
     server = path[core, kind, served] if served < n_levels else -1
     cost = _cfg(cfg, server, F_LATENCY) if server >= 0 else memory_latency
     participant = _cfg(cfg, server, F_PARTICIPANT) if server >= 0 else UNTRACKED
     private = 0 <= participant < path.shape[0]
     has_others = core_cfg[core, L_INVALIDATE_END] > core_cfg[core, L_INVALIDATE_START]
+    row_before = history[at + HIST_ROW] if at >= 0 else NO_ROW
 
     exclusive = 0  # the exclusive bit of the core's copies after this piece
     alone = True  # no tracked cache outside the core's paths holds the line
     private_was_exclusive = False  # MSI: the core's private caches held the line exclusive before
+    upgraded = transferred = False
     if is_write:
         exclusive = EXCLUSIVE_COPY
-        if participant != UNTRACKED and not slots[slot] & EXCLUSIVE_COPY:
+        held_exclusive = participant != UNTRACKED and (slots[slot] & EXCLUSIVE_COPY) != 0
+        if participant != UNTRACKED and not held_exclusive:
+            upgraded = True
             coherence[H_UPGRADES] += 1
             cost = upgrade_latency
-            if has_others:
-                _invalidate_others(cfg, slots, coherence, core_cfg, links, core, line)
-        elif has_others and _invalidate_others(cfg, slots, coherence, core_cfg, links, core, line):
-            coherence[H_C2C] += 1
-            cost = c2c_latency
+        if row_before >= 0:
+            _record_write(sharing, info, row_before, core, path.shape[0], lo, hi)
+        # an exclusive copy in the core's own caches means nobody else holds the line
+        if has_others and not (private and held_exclusive):
+            dirty, at = _invalidate_others(cfg, slots, coherence, core_cfg, links, history, info, sharing, at, core,
+                                           line, lo, hi)
+            if dirty and not upgraded:
+                transferred = True
+                coherence[H_C2C] += 1
+                cost = c2c_latency
     elif private:
         exclusive = slots[slot] & EXCLUSIVE_COPY
     elif has_others:
-        transferred, alone = _share(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, core_cfg, core, server,
-                                    line, protocol)
+        transferred, alone = _share(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, history, info, core_cfg,
+                                    core, server, line, protocol)
         if transferred:
             coherence[H_C2C] += 1
             cost = c2c_latency
@@ -549,13 +912,13 @@ def _piece(cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_leve
     if served > 0 and served < n_levels and slot >= 0:
         c = path[core, kind, served]
         if _cfg(cfg, c, F_INCLUSION) == EXCLUSIVE and _allocates(cfg, path[core, kind, served - 1], is_write):
-            carried = slots[slot] & STATE_MASK
+            carried = slots[slot] & COPY_BITS
             _remove(cfg, slots, c, base, slot)
     filled = False
     for d in range(served - 1, -1, -1):
         c = path[core, kind, d]
         if _allocates(cfg, c, is_write):
-            _install(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, c, line,
+            _install(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, history, info, c, line,
                      (carried if d == served - 1 else CLEAN) | (exclusive if is_write or private else 0))
             filled = True
     if served == n_levels and filled:
@@ -572,8 +935,8 @@ def _piece(cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_leve
                 else:
                     r = _deliver_writeback(cfg, slots, counts, memory, _cfg(cfg, c, F_NEXT), line, DIRTY)
                     if r >= 0:
-                        _install_out_of_line(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, r, line,
-                                             DIRTY)
+                        _install_out_of_line(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, history,
+                                             info, r, line, DIRTY)
                 written = True
                 break
         if not written:
@@ -600,11 +963,76 @@ def _piece(cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_leve
                     # a dirty line moving up out of an exclusive level to a lone reader arrives as M
                     bits = EXCLUSIVE_COPY
                 slots[slot] = (slots[slot] & ~EXCLUSIVE_COPY) | bits
+
+    if at >= 0:
+        if transferred:
+            _ensure_row(history, info, sharing, at)
+        row = history[at + HIST_ROW]
+        if row >= 0:
+            stall = 0
+            if coherence_miss or upgraded:
+                stall = max(cost - _cfg(cfg, path[core, kind, 0], F_LATENCY), 0)
+            _record_piece(sharing, info, coherence, row, core, lo, hi, reads, is_write, coherence_miss, stall,
+                          transferred)
+            if row_before < 0:  # a new row: every first-level copy must leave the fast path now
+                for k in range(path.shape[0]):
+                    _watch(cfg, slots, path, k, KIND_DATA, line)
+                    _watch(cfg, slots, path, k, KIND_INSTRUCTIONS, line)
+            else:
+                _watch(cfg, slots, path, core, kind, line)
     return cost
 
 
+# ---- Invariant checks (the debug mode: ``check`` in memsim.engine.replay) -------------------------
+
+@jit
+def _invariants_hold(cfg, path, slots, history, info, protocol, line, writer):
+    """Whether the protocol invariants hold for ``line`` after a piece (``writer``: the core of a
+    write piece, else -1); if not, ``info`` records the first broken one (``INVARIANTS``)."""
+    n_instances = cfg.shape[0] // N_FIELDS
+    n_cores = path.shape[0]
+    all_low, all_high = 0, n_cores  # the cores whose paths hold every tracked copy
+    dirty_low, dirty_high = 0, n_cores  # the same for the dirty tracked copies
+    any_exclusive = any_dirty = False
+    broken = 0
+    for c in range(n_instances):
+        slot = _find(cfg, slots, c, _set_base(cfg, c, line), line)
+        if slot < 0:
+            continue
+        word = slots[slot]
+        at = _history_row(history, info, line)
+        if _history_of(history, at, c) != HELD:
+            broken = 5
+        participant = _cfg(cfg, c, F_PARTICIPANT)
+        if participant == UNTRACKED:
+            continue
+        low = _cfg(cfg, c, F_FIRST_CORE)
+        high = low + _cfg(cfg, c, F_CORE_COUNT)
+        all_low, all_high = max(all_low, low), min(all_high, high)
+        any_exclusive |= (word & EXCLUSIVE_COPY) != 0
+        if word & DIRTY:
+            any_dirty = True
+            dirty_low, dirty_high = max(dirty_low, low), min(dirty_high, high)
+        if writer >= 0 and not low <= writer < high:
+            broken = 3
+        for other in range(c):
+            if _cfg(cfg, other, F_PARTICIPANT) != participant:
+                continue
+            held = _find(cfg, slots, other, _set_base(cfg, other, line), line)
+            if held >= 0 and (slots[held] ^ word) & EXCLUSIVE_COPY:
+                broken = 2
+    if any_exclusive and all_low >= all_high:
+        broken = 1
+    if any_dirty and protocol != MOESI and dirty_low >= dirty_high:
+        broken = 4
+    if broken and info[I_ERROR] == 0:
+        info[I_ERROR] = broken
+        info[I_ERROR_LINE] = line
+    return broken == 0
+
+
 @jit_inline
-def _prefetch_sets(cfg, path, slots, op, core, addr, line_shift, e):
+def _prefetch_sets(cfg, path, slots, history, info, op, core, addr, line_shift, e):
     """The simulated sets a coming access will look up are scattered over the host's memory:
     asking for them a few events early overlaps those host cache misses with useful work."""
     if op[e] > OP_IFETCH:
@@ -618,21 +1046,32 @@ def _prefetch_sets(cfg, path, slots, op, core, addr, line_shift, e):
         base = _set_base(cfg, c, line)
         _prefetch(slots, base)
         _prefetch(slots, base + _cfg(cfg, c, F_WAYS) - 1)
+    width = info[I_HIST_WIDTH]
+    _prefetch(history, _bucket(line, history.shape[0] // width - 1) * width)
 
 
 @jit
 def replay_chunk(op, core, size, addr, cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_level,
-                 memory, coherence, core_counts, chain, line_shift, memory_latency, protocol, c2c_latency,
+                 memory, coherence, core_counts, chain, tables, line_shift, memory_latency, protocol, c2c_latency,
                  upgrade_latency):
     """Replay one chunk of the event table. Every argument is a plain array or integer; state and
-    counter arrays are updated in place. ``chain`` is int64 scratch space of shape (levels + 1, 5).
+    counter arrays are updated in place. ``chain`` is int64 scratch space of shape (levels + 1, 5);
+    ``tables`` is the tuple (history, info, sharing, cache_classes, core_classes, shadow nodes,
+    shadow lists, shadow buckets) of memsim.engine.tables and memsim.models.hierarchy.
+
+    Returns how many events it replayed: all of them, unless the history or the sharing rows
+    could overflow on the next event (the caller makes room and calls again with the rest), or
+    an invariant check failed (``info[I_ERROR]`` says which).
 
     Reads that find their line at the front of an LRU/FIFO top-level set of a private (or
-    all-shared) cache change no state: they take a fast path that only counts. Those counts, and
-    each core's accesses and cycles, are kept in locals while the same core keeps accessing the
-    same top-level cache, and added to the counter arrays when that changes (and at the end of the
-    chunk): incrementing the same memory word on every event would make each event wait for the
-    previous one's store."""
+    all-shared) cache change no state: they take a fast path that only counts (not with the
+    conflict shadows on, which see every lookup, nor for a line with a sharing row, whose
+    accesses are recorded). Those counts, and each core's accesses and cycles, are kept in locals
+    while the same core keeps accessing the same top-level cache, and added to the counter arrays
+    when that changes (and at the end of the chunk): incrementing the same memory word on every
+    event would make each event wait for the previous one's store."""
+    history, info, sharing = tables[0], tables[1], tables[2]
+    fast_path = info[I_SHADOW] == 0
     run_core = -1  # the core and top-level cache of the current run of events
     run_top = -1
     run_accesses = 0
@@ -640,13 +1079,23 @@ def replay_chunk(op, core, size, addr, cfg, path, core_cfg, links, slots, rrpv, 
     run_fast_hits = 0
     top_ordered = False
     top_base = top_mask = top_ways = top_latency = 0
+    line_size = np.int64(1) << line_shift
     n_events = op.shape[0]
     for e in range(n_events):
         if e + PREFETCH_AHEAD < n_events:
-            _prefetch_sets(cfg, path, slots, op, core, addr, line_shift, e + PREFETCH_AHEAD)
+            _prefetch_sets(cfg, path, slots, history, info, op, core, addr, line_shift, e + PREFETCH_AHEAD)
         o = op[e]
         if o != OP_READ and o != OP_WRITE and o != OP_RMW and o != OP_IFETCH:
             continue
+        first = addr[e] >> line_shift
+        last = (addr[e] + size[e] - 1) >> line_shift
+        if size[e] == 0:
+            last = first - 1  # touches no line, wherever it points
+        pieces = last - first + 1
+        if info[I_HIST_USED] + pieces > info[I_HIST_LIMIT] or info[I_ROWS_USED] + pieces > sharing.shape[0]:
+            _flush_run(cfg, counts, core_level, core_counts, run_core, run_top, run_accesses, run_cycles,
+                       run_fast_hits)
+            return e
         c = core[e]
         kind = KIND_INSTRUCTIONS if o == OP_IFETCH else KIND_DATA
         is_write = o == OP_WRITE or o == OP_RMW
@@ -657,29 +1106,37 @@ def replay_chunk(op, core, size, addr, cfg, path, core_cfg, links, slots, rrpv, 
             run_core, run_top = c, top
             run_accesses = run_cycles = run_fast_hits = 0
             # a read hit in a group-shared cache may make the group's copy exclusive again: no fast path
-            top_ordered = _ordered(cfg, top) and _cfg(cfg, top, F_PARTICIPANT) < path.shape[0]
+            top_ordered = fast_path and _ordered(cfg, top) and _cfg(cfg, top, F_PARTICIPANT) < path.shape[0]
             top_base = _cfg(cfg, top, F_SLOT_BASE)
             top_mask = _cfg(cfg, top, F_SET_MASK)
             top_ways = _cfg(cfg, top, F_WAYS)
             top_latency = _cfg(cfg, top, F_LATENCY)
-        first = addr[e] >> line_shift
-        last = (addr[e] + size[e] - 1) >> line_shift
-        if size[e] == 0:
-            last = first - 1  # touches no line, wherever it points
         cost = 0
         for line in range(first, last + 1):
             if top_ordered and not is_write and top_mask >= 0:
-                if _word(slots, top_base + (line & top_mask) * top_ways) >> STATE_BITS == line:
+                # the front word of the set, with no state bit but dirty and exclusive (no WATCH)
+                if _word(slots, top_base + (line & top_mask) * top_ways) & ~COPY_BITS == line << STATE_BITS:
                     run_fast_hits += 1
                     cost = max(cost, top_latency)
                     continue
+            start = line << line_shift
+            lo = max(addr[e], start) - start
+            hi = min(addr[e] + size[e], start + line_size) - start
             piece_cost = _piece(cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_level, memory,
-                                coherence, chain, memory_latency, protocol, c2c_latency, upgrade_latency, c, kind,
-                                line, is_write)
+                                coherence, chain, tables, memory_latency, protocol, c2c_latency, upgrade_latency, c,
+                                kind, line, is_write, o != OP_WRITE, lo, hi)
             cost = max(cost, piece_cost)
+            if info[I_CHECK] and not _invariants_hold(cfg, path, slots, history, info, protocol, line,
+                                                     c if is_write else -1):
+                run_accesses += 1
+                run_cycles += cost
+                _flush_run(cfg, counts, core_level, core_counts, run_core, run_top, run_accesses, run_cycles,
+                           run_fast_hits)
+                return e
         run_accesses += 1
         run_cycles += cost
     _flush_run(cfg, counts, core_level, core_counts, run_core, run_top, run_accesses, run_cycles, run_fast_hits)
+    return n_events
 
 
 @jit_inline

@@ -33,7 +33,7 @@ DEFAULT_MACHINE = "intel-golden-cove"  # the preset a trace without `machine:` r
 
 MACHINE_KEYS = (
     "memsim", "name", "source", "cores", "line_size", "frequency_ghz", "seed",
-    "levels", "memory", "coherence", "counting",
+    "levels", "memory", "coherence", "counting", "conflict_shadow",
 )
 CACHE_KEYS = (
     "name", "size", "assoc", "sets", "ways", "latency", "replacement", "rrpv_bits", "write",
@@ -417,12 +417,14 @@ def machine_from_mapping(m: Any, file_label: str, *, require_version: bool = Tru
     frequency = r.get(m, "frequency_ghz", path, yamlpos.as_number, 3.0)
     seed = r.get(m, "seed", path, yamlpos.as_int, 0, minimum=0, maximum=MAX_SEED)
     counting = r.get(m, "counting", path, _counting, "memsim")
+    conflict_shadow = r.get(m, "conflict_shadow", path, yamlpos.as_bool, True)
     levels = _levels(m["levels"], _join(path, "levels"), r.at(m, "levels"), cores, line_size, r)
     memory_latency = _memory(m["memory"], _join(path, "memory"), r.at(m, "memory"), r)
     coherence = _coherence(m, path, levels, memory_latency, r)
     return Machine(
         name=name, cores=cores, line_size=line_size, levels=levels, memory_latency=memory_latency,
         frequency_ghz=frequency, seed=seed, coherence=coherence, counting=counting, source=source,
+        conflict_shadow=conflict_shadow,
     )
 
 
@@ -504,6 +506,7 @@ def machine_to_dict(machine: Machine) -> dict:
         "frequency_ghz": machine.frequency_ghz,
         "seed": machine.seed,
         "counting": machine.counting,
+        "conflict_shadow": machine.conflict_shadow,
         "levels": [
             {"split": [_cache_dict(c, machine) for c in level]} if len(level) == 2 else _cache_dict(level[0], machine)
             for level in machine.levels

@@ -37,8 +37,12 @@ KIND_DATA, KIND_INSTRUCTIONS = 0, 1
     L_ABOVE_START,
     L_ABOVE_END,
     F_PARTICIPANT,
-) = range(16)
-N_FIELDS = 16
+    F_FIRST_CORE,
+    F_CORE_COUNT,
+    F_SHADOW_BASE,
+    F_SHADOW_MASK,
+) = range(20)
+N_FIELDS = 20
 UNTRACKED = -1  # F_PARTICIPANT of a cache shared by all cores: no coherence protocol there
 L_INVALIDATE_START, L_INVALIDATE_END = 0, 1  # columns of Hierarchy.core_config
 
@@ -63,8 +67,10 @@ class Hierarchy:
     links: np.ndarray  # int64 [n_links, 2]: instance, coherence participant
     n_slots: int
     n_sets: int
+    n_shadow_buckets: int  # hash buckets of all the conflict shadows (F_SHADOW_BASE/F_SHADOW_MASK)
 
     def new_state(self) -> "CacheState":
+        shadow = self.machine.conflict_shadow
         seeds = np.array(
             [(self.machine.seed * SPLITMIX_SEED_STRIDE + k) % 2**64 for k in range(len(self.instances))],
             dtype=np.uint64,
@@ -74,6 +80,10 @@ class Hierarchy:
             rrpv=np.zeros(self.n_slots, np.int64),
             plru=np.zeros(self.n_sets, np.uint64),
             rng=seeds,
+            # no shadow, no memory for it
+            shadow_nodes=np.full((self.n_slots if shadow else 0, 3), -1, np.int64),
+            shadow_lists=np.tile(np.array([-1, -1, 0], np.int64), (len(self.instances), 1)),
+            shadow_buckets=np.full(self.n_shadow_buckets if shadow else 0, -1, np.int64),
         )
 
 
@@ -83,6 +93,12 @@ class CacheState:
     rrpv: np.ndarray  # int64 per slot: SRRIP re-reference prediction values
     plru: np.ndarray  # uint64 per set: tree-PLRU bits
     rng: np.ndarray  # uint64 per instance: SplitMix64 state
+    # The conflict shadows (docs/coherence.md, "Miss classes"): per slot a list node (line, newer,
+    # older) of its instance's fully associative LRU list; per instance (newest, oldest, count);
+    # hash buckets mapping a line to its node, -1 = empty.
+    shadow_nodes: np.ndarray
+    shadow_lists: np.ndarray
+    shadow_buckets: np.ndarray
 
 
 def check_structure(machine: Machine) -> None:
@@ -154,7 +170,7 @@ def build(machine: Machine) -> Hierarchy:
         return instances[k].cores[0] if shared_by == 1 else machine.cores + k
 
     config = np.zeros((len(instances), N_FIELDS), np.int64)
-    slot_base = set_base = 0
+    slot_base = set_base = shadow_base = 0
     next_of = {}
     for k, inst in enumerate(instances):
         cache = specs[inst.spec]
@@ -176,8 +192,14 @@ def build(machine: Machine) -> Hierarchy:
         config[k, F_SPEC] = inst.spec
         config[k, F_SET_MASK] = cache.sets - 1 if cache.sets & (cache.sets - 1) == 0 else -1
         config[k, F_PARTICIPANT] = participant_of(k)
+        config[k, F_FIRST_CORE] = inst.cores[0]
+        config[k, F_CORE_COUNT] = len(inst.cores)
+        buckets = 1 << (2 * cache.sets * cache.ways - 1).bit_length()  # a power of two, at most half full
+        config[k, F_SHADOW_BASE] = shadow_base
+        config[k, F_SHADOW_MASK] = buckets - 1
         slot_base += cache.sets * cache.ways
         set_base += cache.sets
+        shadow_base += buckets
 
     links: list[tuple[int, int]] = []
     above_lists: list[list[int]] = [[] for _ in instances]
@@ -211,4 +233,5 @@ def build(machine: Machine) -> Hierarchy:
         links=np.array(links, dtype=np.int64).reshape(-1, 2),
         n_slots=slot_base,
         n_sets=set_base,
+        n_shadow_buckets=shadow_base,
     )

@@ -21,6 +21,7 @@ def run_document(result: RunResult) -> dict:
             {
                 "name": level.name,
                 **level.counts,
+                "misses_by_class": dict(level.misses_by_class),
                 "miss_rate": level.miss_rate,
                 "misses_per_1k_accesses": result.per_thousand(level.counts["misses"]),
                 "instances": [
@@ -28,6 +29,7 @@ def run_document(result: RunResult) -> dict:
                         "instance": inst.instance,
                         "cores": list(inst.cores),
                         **{key: inst.counts[key] for key in INSTANCE_KEYS},
+                        "misses_by_class": dict(inst.misses_by_class),
                         "miss_rate": rate(inst.counts["misses"], inst.counts["accesses"]),
                     }
                     for inst in level.instances
@@ -41,12 +43,18 @@ def run_document(result: RunResult) -> dict:
                 "accesses": core.accesses,
                 "cycles": core.cycles,
                 "amat": core.amat,
-                "levels": [{"name": lv.name, "hits": lv.hits, "misses": lv.misses} for lv in core.levels],
+                "levels": [
+                    {"name": lv.name, "hits": lv.hits, "misses": lv.misses, "misses_by_class": dict(lv.misses_by_class)}
+                    for lv in core.levels
+                ],
             }
             for core in result.cores
         ],
         "memory": dict(result.memory),
         "coherence": dict(result.coherence),
+        "false_sharing_lines": result.sharing.total_lines,
+        "false_sharing": [asdict(line) for line in result.sharing.lines],
+        "false_sharing_by_site": [asdict(row) for row in result.sharing.by_site],
         "allocator": allocator_section(result.allocator),
     }
 

@@ -13,10 +13,12 @@ from memsim.engine.counters import (
     K_CYCLES,
     M_READS,
     M_WRITES,
+    MISS_CLASSES,
     Counters,
 )
 from memsim.models.goalloc.model import AllocatorStats
 from memsim.models.hierarchy import Hierarchy
+from memsim.report.sharing import NO_SHARING, SharingReport
 
 SCHEMA_VERSION = 1
 
@@ -37,6 +39,7 @@ class InstanceResult:
     instance: int
     cores: tuple[int, ...]
     counts: dict[str, int]  # CACHE_COUNTERS
+    misses_by_class: dict[str, int]  # MISS_CLASSES
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class LevelResult:
     name: str
     latency: int
     counts: dict[str, int]  # CACHE_COUNTERS, summed over instances
+    misses_by_class: dict[str, int]  # MISS_CLASSES, summed over instances
     instances: tuple[InstanceResult, ...]
 
     @property
@@ -56,6 +60,7 @@ class CoreLevel:
     name: str
     hits: int
     misses: int
+    misses_by_class: dict[str, int]  # MISS_CLASSES
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,7 @@ class RunResult:
     memory: dict[str, int]
     coherence: dict[str, int]
     allocator: AllocatorResult | None = None  # None: raw addresses only
+    sharing: SharingReport = NO_SHARING
 
     @property
     def accesses(self) -> int:
@@ -99,23 +105,26 @@ class RunResult:
 
 
 def build_result(hierarchy: Hierarchy, counters: Counters, trace: TraceInfo, machine: dict, partial: bool,
-                 allocator: AllocatorResult | None = None) -> RunResult:
+                 allocator: AllocatorResult | None = None, sharing: SharingReport = NO_SHARING) -> RunResult:
     specs = hierarchy.machine.caches
     levels = []
     for s, spec in enumerate(specs):
         rows = [(k, inst) for k, inst in enumerate(hierarchy.instances) if inst.spec == s]
         instances = tuple(
-            InstanceResult(inst.index, inst.cores, _named(counters.cache[k])) for k, inst in rows
+            InstanceResult(inst.index, inst.cores, _named(counters.cache[k]), _classes(counters.cache_classes[k]))
+            for k, inst in rows
         )
-        total = counters.cache[[k for k, _ in rows]].sum(axis=0)
-        levels.append(LevelResult(spec.name, spec.latency, _named(total), instances))
+        ks = [k for k, _ in rows]
+        levels.append(LevelResult(spec.name, spec.latency, _named(counters.cache[ks].sum(axis=0)),
+                                  _classes(counters.cache_classes[ks].sum(axis=0)), instances))
     cores = tuple(
         CoreResult(
             core=core,
             accesses=int(counters.core[core, K_ACCESSES]),
             cycles=int(counters.core[core, K_CYCLES]),
             levels=tuple(
-                CoreLevel(spec.name, int(counters.core_level[core, s, HM_HITS]), int(counters.core_level[core, s, HM_MISSES]))
+                CoreLevel(spec.name, int(counters.core_level[core, s, HM_HITS]), int(counters.core_level[core, s, HM_MISSES]),
+                          _classes(counters.core_classes[core, s]))
                 for s, spec in enumerate(specs)
             ),
         )
@@ -128,10 +137,15 @@ def build_result(hierarchy: Hierarchy, counters: Counters, trace: TraceInfo, mac
         levels=tuple(levels),
         cores=cores,
         memory={"reads": int(counters.memory[M_READS]), "writes": int(counters.memory[M_WRITES])},
-        coherence={name: int(counters.coherence[i]) for i, name in enumerate(COHERENCE_COUNTERS)},
+        coherence=_named(counters.coherence, COHERENCE_COUNTERS),
         allocator=allocator,
+        sharing=sharing,
     )
 
 
-def _named(row) -> dict[str, int]:
-    return {name: int(row[i]) for i, name in enumerate(CACHE_COUNTERS)}
+def _named(row, names: tuple[str, ...] = CACHE_COUNTERS) -> dict[str, int]:
+    return {name: int(row[i]) for i, name in enumerate(names)}
+
+
+def _classes(row) -> dict[str, int]:
+    return _named(row, MISS_CLASSES)

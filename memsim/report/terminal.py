@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.padding import Padding
 from rich.table import Table
 
 from memsim.machine import Machine
 from memsim.models.goalloc.sizeclasses import ClassRow
+from memsim.engine.counters import MISS_CLASSES
 from memsim.report.layout import ObjectLayout
 from memsim.report.results import AllocatorResult, RunResult, rate
+from memsim.report.sharing import SharingReport, show_ranges
 
 
 def _n(value: int) -> str:
@@ -71,15 +74,91 @@ def print_run(result: RunResult, console: Console) -> None:
             _n(core.cycles), f"{core.amat:.2f}",
         )
     console.print(cores)
+    print_miss_classes(result, console)
 
+    h = result.coherence
     console.print(
-        f"Coherence ({m['coherence']['protocol'].upper()}): [bold]{_n(result.coherence['invalidations'])}[/] "
-        f"invalidations, {_n(result.coherence['upgrades'])} upgrades, "
-        f"{_n(result.coherence['c2c_transfers'])} cache-to-cache transfers"
+        f"Coherence ({m['coherence']['protocol'].upper()}): [bold]{_n(h['invalidations'])}[/] "
+        f"invalidations, {_n(h['upgrades'])} upgrades, {_n(h['c2c_transfers'])} cache-to-cache transfers"
         f"   Memory: {_n(result.memory['reads'])} line reads, {_n(result.memory['writes'])} line writes"
     )
+    if h["false_sharing_misses"] + h["true_sharing_misses"]:
+        console.print(
+            f"Coherence misses: [bold]{_n(h['false_sharing_misses'])}[/] false sharing, "
+            f"{_n(h['true_sharing_misses'])} true sharing (Dubois lifetimes); at the miss: "
+            f"{_n(h['false_sharing_misses_at_miss'])} false, {_n(h['true_sharing_misses_at_miss'])} true"
+        )
+    print_sharing(result.sharing, console)
     if result.allocator is not None:
         print_allocator(result.allocator, console)
+
+
+def print_miss_classes(result: RunResult, console: Console) -> None:
+    """Per level, then per core within it (when several cores missed there): why lines were
+    missing. Left out when nothing was classified (no misses)."""
+    if not any(sum(level.misses_by_class.values()) for level in result.levels):
+        return
+    table = Table(title="Misses by class (share of the level's misses)", title_justify="left")
+    table.add_column("level")
+    for header in ("misses", *MISS_CLASSES):
+        table.add_column(header, justify="right")
+
+    def row(name: str, classes: dict[str, int], style: str | None = None) -> None:
+        misses = sum(classes.values())
+        table.add_row(name, _n(misses), *(_share(classes[c], misses) for c in MISS_CLASSES), style=style)
+
+    for s, level in enumerate(result.levels):
+        row(f"[bold]{level.name}[/]", level.misses_by_class)
+        per_core = [(c.core, c.levels[s].misses_by_class) for c in result.cores if c.levels[s].misses]
+        if len(per_core) > 1:
+            for core, classes in per_core:
+                row(f" core {core}", classes, style="dim")
+    console.print(table)
+
+
+def _share(count: int, whole: int) -> str:
+    return f"{_n(count)} ({100 * rate(count, whole):.0f}%)" if count else "0"
+
+
+def print_sharing(sharing: SharingReport, console: Console) -> None:
+    """The false-sharing report: the top lines, each with its objects, the bytes each core touched
+    and a fix; then the roll-up by allocation site."""
+    if not sharing.total_lines:
+        console.print("False sharing: no coherence misses")
+        return
+    shown = len(sharing.lines)
+    cut = f"the top {shown} of {_n(sharing.total_lines)}" if shown < sharing.total_lines else f"{shown}"
+    console.print(f"[bold]False sharing[/]: {cut} line{'s' if sharing.total_lines > 1 else ''} with coherence "
+                  "misses, by stall cycles (bytes: [lo, hi) in the line)")
+    for rank, ln in enumerate(sharing.lines, 1):
+        console.print(
+            f"[bold]#{rank} line {ln.line:#x}[/]: [bold]{_n(ln.false_sharing_misses)}[/] false / "
+            f"{_n(ln.true_sharing_misses)} true sharing misses (at miss {_n(ln.false_sharing_misses_at_miss)} / "
+            f"{_n(ln.true_sharing_misses_at_miss)}), {_n(ln.c2c_transfers)} c2c, "
+            f"[bold]{_n(ln.stall_cycles)}[/] stall cycles"
+        )
+        grid = Table.grid(padding=(0, 2))
+        for o in ln.objects:
+            freed = f", freed at event {_n(o.free_event)}" if o.free_event is not None else ""
+            grid.add_row(
+                f"  `{o.id}`", o.site or "(no site)", f"{show_ranges(((o.offset, o.offset + o.size),))}",
+                f"object bytes [{o.object_offset}, {o.object_offset + o.size})",
+                f"allocated on P {o.alloc_core} at event {_n(o.alloc_event)}{freed}",
+            )
+        for c in ln.cores:
+            grid.add_row(f"  core {c.core}", f"{_n(c.reads)} reads {show_ranges(c.read_bytes)}",
+                         f"{_n(c.writes)} writes {show_ranges(c.write_bytes)}", "", "")
+        console.print(grid)
+        console.print(Padding(f"[bold]fix[/]: {ln.fix}", (0, 0, 0, 2)))
+    if sharing.by_site:
+        table = Table(title="By allocation site (each line once)", title_justify="left")
+        table.add_column("sites", overflow="fold")
+        for header in ("lines", "false sharing", "true sharing", "stall cycles"):
+            table.add_column(header, justify="right")
+        for r in sharing.by_site:
+            table.add_row(" + ".join(r.sites), _n(r.lines), _n(r.false_sharing_misses), _n(r.true_sharing_misses),
+                          _n(r.stall_cycles))
+        console.print(table)
 
 
 def print_allocator(allocator: AllocatorResult, console: Console) -> None:

@@ -68,3 +68,27 @@ class Events:
 
     def columns(self) -> dict[str, np.ndarray]:
         return {name: getattr(self, name) for name in COLUMNS}
+
+
+@dataclass
+class Lifetimes:
+    """When each object lived and which P allocated it, gathered chunk by chunk as a trace is
+    replayed (the allocator keeps only where objects went). ``born``/``died``: the event index of
+    the object's alloc and free (``died`` stays past the end for objects never freed)."""
+
+    born: np.ndarray
+    died: np.ndarray
+    alloc_core: np.ndarray
+
+    @classmethod
+    def start(cls, n_objects: int, n_events: int) -> "Lifetimes":
+        return cls(np.zeros(n_objects, np.int64), np.full(n_objects, n_events, np.int64),
+                   np.zeros(n_objects, np.int64))
+
+    def observe(self, chunk: Events, start: int) -> None:
+        """Record the allocs and frees of ``chunk``, whose first event is event ``start`` of the trace."""
+        allocs = np.flatnonzero(chunk.op == OP_ALLOC)
+        self.born[chunk.obj[allocs]] = start + allocs
+        self.alloc_core[chunk.obj[allocs]] = chunk.core[allocs]
+        frees = np.flatnonzero(chunk.op == OP_FREE)
+        self.died[chunk.obj[frees]] = start + frees
