@@ -48,7 +48,7 @@ def memsim_machine():
         (Cache(name=name, sets=size // (ways * LINE), ways=ways, latency=4 * (i + 1), replacement="lru"),)
         for i, (name, size, ways) in enumerate(LEVELS)
     )
-    return Machine(name="bench", cores=1, line_size=LINE, levels=levels, memory_latency=200)
+    return Machine(name="bench", cores=1, line_size=LINE, levels=levels, memory_latency=200, conflict_shadow=False)
 
 
 def pycachesim_simulator():

@@ -100,6 +100,7 @@ from memsim.models.hierarchy import (
     F_WAYS,
     F_WRITE_ALLOCATE,
     F_WRITE_BACK,
+    K_OTHERS,
     KIND_DATA,
     KIND_INSTRUCTIONS,
     L_ABOVE_END,
@@ -331,13 +332,13 @@ def _place(cfg, slots, rrpv, plru, c, base, slot, victim_line, word):
 NEVER, HELD, INVALIDATED = 0, 1, 2
 
 
-@jit
+@jit_inline
 def _bucket(line, mask):
     h = line * HASH_MULTIPLIER
     return (h ^ (h >> 29)) & mask
 
 
-@jit
+@jit_inline
 def _history_row(history, info, line):
     """Offset of ``line``'s row in the history, inserted (never held anywhere) if new. The
     replay loop keeps the table at most half full, so the probe always ends."""
@@ -359,7 +360,7 @@ def _history_row(history, info, line):
         b = (b + 1) & mask
 
 
-@jit
+@jit_inline
 def _history_of(history, at, c):
     word = history[at + HIST_BITS + (c >> 5)]
     bit = c & 31
@@ -368,15 +369,29 @@ def _history_of(history, at, c):
     return HELD if (word >> bit) & 1 else NEVER
 
 
-@jit
-def _mark_held(history, info, c, line):
-    at = _history_row(history, info, line)
+@jit_inline
+def _mark_held(history, info, c, line, at):
+    """Cache ``c`` now holds ``line`` (``at``: its history row, or -1 to look it up)."""
+    if at < 0:
+        at = _history_row(history, info, line)
     w = at + HIST_BITS + (c >> 5)
     bit = c & 31
     history[w] = (history[w] | (np.int64(1) << bit)) & ~(np.int64(1) << (32 + bit))
 
 
-@jit
+@jit_inline
+def _others_may_hold(history, at, core_cfg, core):
+    """False when no tracked cache outside the core's paths has ever held the line (so none holds
+    it now, and the other participants need not be searched); ``at`` -1: not known."""
+    if at < 0:
+        return True
+    for w in range(core_cfg.shape[1] - K_OTHERS):
+        if history[at + HIST_BITS + w] & core_cfg[core, K_OTHERS + w]:
+            return True
+    return False
+
+
+@jit_inline
 def _mark_invalidated(history, at, c):
     history[at + HIST_BITS + (c >> 5)] |= np.int64(1) << (32 + (c & 31))
 
@@ -662,11 +677,12 @@ def _evicts_quietly(cfg, c, victim_word):
 
 
 @jit_inline
-def _install(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, history, info, c, line, state):
+def _install(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, history, info, c, line, state, at):
     """Install ``line`` in ``c``. The victim's eviction may install it below, whose victim may go
     further down: a chain, at most one cache per level. Each cache of the chain chooses its victim
     first and is written only after everything below it is done (docs/engine.md); ``chain`` holds
-    the pending writes, a row per level: cache, set base, slot, victim line, word."""
+    the pending writes, a row per level: cache, set base, slot, victim line, word. ``at`` is the
+    history row of ``line`` when the caller knows it, else -1."""
     n = 0
     while True:
         base = _set_base(cfg, c, line)
@@ -679,7 +695,7 @@ def _install(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, history,
             if victim_word != INVALID:
                 counts[c, C_EVICTIONS] += 1
             _place(cfg, slots, rrpv, plru, c, base, slot, victim_line, word)
-            _mark_held(history, info, c, line)
+            _mark_held(history, info, c, line, at)
             return
         chain[n, 0] = c
         chain[n, 1] = base
@@ -718,13 +734,13 @@ def _install(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, history,
         c, line, state = r, victim, victim_bits
     for k in range(n - 1, -1, -1):
         _place(cfg, slots, rrpv, plru, chain[k, 0], chain[k, 1], chain[k, 2], chain[k, 3], chain[k, 4])
-        _mark_held(history, info, chain[k, 0], chain[k, 4] >> STATE_BITS)
+        _mark_held(history, info, chain[k, 0], chain[k, 4] >> STATE_BITS, at if k == 0 else -1)
 
 
 @jit
 def _install_out_of_line(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, history, info, c, line, state):
     """``_install`` as a real call, for the rare paths (keeps the hot loop's code small)."""
-    _install(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, history, info, c, line, state)
+    _install(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, history, info, c, line, state, -1)
 
 
 @jit_inline
@@ -875,7 +891,7 @@ def _piece(cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_leve
         if row_before >= 0:
             _record_write(sharing, info, row_before, core, path.shape[0], lo, hi)
         # an exclusive copy in the core's own caches means nobody else holds the line
-        if has_others and not (private and held_exclusive):
+        if has_others and not (private and held_exclusive) and _others_may_hold(history, at, core_cfg, core):
             dirty, at = _invalidate_others(cfg, slots, coherence, core_cfg, links, history, info, sharing, at, core,
                                            line, lo, hi)
             if dirty and not upgraded:
@@ -885,22 +901,23 @@ def _piece(cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_leve
     elif private:
         exclusive = slots[slot] & EXCLUSIVE_COPY
     elif has_others:
-        transferred, alone = _share(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, history, info, core_cfg,
-                                    core, server, line, protocol)
-        if transferred:
-            coherence[H_C2C] += 1
-            cost = c2c_latency
-            if protocol != MOESI:
-                # The owner's write-back may have landed on the path above the server (fill from
-                # there), and its cascade may have moved or evicted the server's copy: look again.
-                slot = -1
-                for d in range(min(served + 1, n_levels)):
-                    c = path[core, kind, d]
-                    base = _set_base(cfg, c, line)
-                    slot = _find(cfg, slots, c, base, line)
-                    if slot >= 0:
-                        served = d
-                        break
+        if _others_may_hold(history, at, core_cfg, core):
+            transferred, alone = _share(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, history, info,
+                                        core_cfg, core, server, line, protocol)
+            if transferred:
+                coherence[H_C2C] += 1
+                cost = c2c_latency
+                if protocol != MOESI:
+                    # The owner's write-back may have landed on the path above the server (fill from
+                    # there), and its cascade may have moved or evicted the server's copy: look again.
+                    slot = -1
+                    for d in range(min(served + 1, n_levels)):
+                        c = path[core, kind, d]
+                        base = _set_base(cfg, c, line)
+                        slot = _find(cfg, slots, c, base, line)
+                        if slot >= 0:
+                            served = d
+                            break
         if alone and protocol != MSI:
             exclusive = EXCLUSIVE_COPY
         elif alone:
@@ -919,7 +936,7 @@ def _piece(cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_leve
         c = path[core, kind, d]
         if _allocates(cfg, c, is_write):
             _install(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, history, info, c, line,
-                     (carried if d == served - 1 else CLEAN) | (exclusive if is_write or private else 0))
+                     (carried if d == served - 1 else CLEAN) | (exclusive if is_write or private else 0), at)
             filled = True
     if served == n_levels and filled:
         memory[M_READS] += 1
@@ -1041,6 +1058,9 @@ def _prefetch_sets(cfg, path, slots, history, info, op, core, addr, line_shift, 
     if line == addr[e - 1] >> line_shift:  # same line as the access before: already on its way
         return
     kind = KIND_INSTRUCTIONS if op[e] == OP_IFETCH else KIND_DATA
+    top = path[core[e], kind, 0]
+    if _find(cfg, slots, top, _set_base(cfg, top, line), line) >= 0:
+        return  # it will most likely hit there: fetching the levels below would only crowd the host's caches
     for d in range(1, path.shape[2]):
         c = path[core[e], kind, d]
         base = _set_base(cfg, c, line)
@@ -1063,10 +1083,10 @@ def replay_chunk(op, core, size, addr, cfg, path, core_cfg, links, slots, rrpv, 
     could overflow on the next event (the caller makes room and calls again with the rest), or
     an invariant check failed (``info[I_ERROR]`` says which).
 
-    Reads that find their line at the front of an LRU/FIFO top-level set of a private (or
-    all-shared) cache change no state: they take a fast path that only counts (not with the
-    conflict shadows on, which see every lookup, nor for a line with a sharing row, whose
-    accesses are recorded). Those counts, and each core's accesses and cycles, are kept in locals
+    Pieces that hit an LRU/FIFO top-level set of a private (or all-shared) cache and change
+    nothing but that set (``_fast_hit``) take a fast path that only counts (not with the conflict
+    shadows on, which see every lookup, nor for a line with a sharing row, whose accesses are
+    recorded). Those counts, and each core's accesses and cycles, are kept in locals
     while the same core keeps accessing the same top-level cache, and added to the counter arrays
     when that changes (and at the end of the chunk): incrementing the same memory word on every
     event would make each event wait for the previous one's store."""
@@ -1077,7 +1097,7 @@ def replay_chunk(op, core, size, addr, cfg, path, core_cfg, links, slots, rrpv, 
     run_accesses = 0
     run_cycles = 0
     run_fast_hits = 0
-    top_ordered = False
+    top_ordered = top_lru = top_writable = False
     top_base = top_mask = top_ways = top_latency = 0
     line_size = np.int64(1) << line_shift
     n_events = op.shape[0]
@@ -1107,18 +1127,20 @@ def replay_chunk(op, core, size, addr, cfg, path, core_cfg, links, slots, rrpv, 
             run_accesses = run_cycles = run_fast_hits = 0
             # a read hit in a group-shared cache may make the group's copy exclusive again: no fast path
             top_ordered = fast_path and _ordered(cfg, top) and _cfg(cfg, top, F_PARTICIPANT) < path.shape[0]
+            top_lru = _cfg(cfg, top, F_POLICY) == LRU
+            # a write hit on an exclusive copy is local only in a tracked, write-back first level
+            top_writable = _cfg(cfg, top, F_PARTICIPANT) >= 0 and _cfg(cfg, top, F_WRITE_BACK) != 0
             top_base = _cfg(cfg, top, F_SLOT_BASE)
             top_mask = _cfg(cfg, top, F_SET_MASK)
             top_ways = _cfg(cfg, top, F_WAYS)
             top_latency = _cfg(cfg, top, F_LATENCY)
         cost = 0
         for line in range(first, last + 1):
-            if top_ordered and not is_write and top_mask >= 0:
-                # the front word of the set, with no state bit but dirty and exclusive (no WATCH)
-                if _word(slots, top_base + (line & top_mask) * top_ways) & ~COPY_BITS == line << STATE_BITS:
-                    run_fast_hits += 1
-                    cost = max(cost, top_latency)
-                    continue
+            if top_ordered and top_mask >= 0 and _fast_hit(slots, top_base + (line & top_mask) * top_ways, top_ways,
+                                                            line, is_write, top_lru, top_writable):
+                run_fast_hits += 1
+                cost = max(cost, top_latency)
+                continue
             start = line << line_shift
             lo = max(addr[e], start) - start
             hi = min(addr[e] + size[e], start + line_size) - start
@@ -1137,6 +1159,32 @@ def replay_chunk(op, core, size, addr, cfg, path, core_cfg, links, slots, rrpv, 
         run_cycles += cost
     _flush_run(cfg, counts, core_level, core_counts, run_core, run_top, run_accesses, run_cycles, run_fast_hits)
     return n_events
+
+
+@jit_inline
+def _fast_hit(slots, base, ways, line, is_write, lru, writable):
+    """Serve a piece that hits an LRU or FIFO first-level set of a private (or all-shared) cache
+    and changes nothing but that set: a read, or a write to an exclusive copy of a write-back
+    cache (its other copies are exclusive too, nobody else holds the line: the write only marks
+    it dirty). Returns False, changing nothing, for anything else: a miss, a write needing the
+    protocol, a line with a sharing row (WATCH)."""
+    key = line << STATE_BITS
+    for slot in range(base, base + ways):
+        word = _word(slots, slot)
+        if word & ~STATE_MASK == key:
+            if word & WATCH or (is_write and not (writable and word & EXCLUSIVE_COPY)):
+                return False
+            if is_write:
+                word |= DIRTY
+            if lru:
+                _shift_down(slots, base, slot)
+                _put(slots, base, word)
+            else:
+                _put(slots, slot, word)
+            return True
+        if word == INVALID:
+            return False
+    return False
 
 
 @jit_inline

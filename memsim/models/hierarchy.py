@@ -44,7 +44,10 @@ KIND_DATA, KIND_INSTRUCTIONS = 0, 1
 ) = range(20)
 N_FIELDS = 20
 UNTRACKED = -1  # F_PARTICIPANT of a cache shared by all cores: no coherence protocol there
-L_INVALIDATE_START, L_INVALIDATE_END = 0, 1  # columns of Hierarchy.core_config
+# columns of Hierarchy.core_config: the core's range of links, then from K_OTHERS one word per 32
+# instances with bit i % 32 set for every tracked instance i that does not serve the core (the
+# history's "has held" bits, memsim.engine.tables, are tested against it)
+L_INVALIDATE_START, L_INVALIDATE_END, K_OTHERS = 0, 1, 2
 
 SPLITMIX_SEED_STRIDE = 1_000_003  # instance k's random stream starts at seed * stride + k
 
@@ -63,7 +66,7 @@ class Hierarchy:
     instances: list[Instance]
     config: np.ndarray  # int64 [n_instances, N_FIELDS]
     path: np.ndarray  # int64 [cores, 2 kinds, levels]: instance serving that core, kind and level
-    core_config: np.ndarray  # int64 [cores, 2]: L_INVALIDATE_* ranges of links
+    core_config: np.ndarray  # int64 [cores, K_OTHERS + words]: L_INVALIDATE_* ranges of links, K_OTHERS masks
     links: np.ndarray  # int64 [n_links, 2]: instance, coherence participant
     n_slots: int
     n_sets: int
@@ -214,7 +217,7 @@ def build(machine: Machine) -> Hierarchy:
         config[k, L_ABOVE_END] = len(links)
 
     # Every tracked cache that does not serve a core, grouped by participant, top level first.
-    core_config = np.zeros((machine.cores, 2), np.int64)
+    core_config = np.zeros((machine.cores, K_OTHERS + (len(instances) + 31) // 32), np.int64)
     for core in range(machine.cores):
         entries = sorted(
             (participant_of(k), k) for k, inst in enumerate(instances)
@@ -223,6 +226,8 @@ def build(machine: Machine) -> Hierarchy:
         core_config[core, L_INVALIDATE_START] = len(links)
         links += [(k, participant) for participant, k in entries]
         core_config[core, L_INVALIDATE_END] = len(links)
+        for _, k in entries:
+            core_config[core, K_OTHERS + k // 32] |= 1 << (k % 32)
 
     return Hierarchy(
         machine=machine,
