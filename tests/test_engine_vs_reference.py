@@ -121,3 +121,16 @@ def test_long_traces_match_reference(name, chunk_size):
     events = long_trace(machine, 3000, lines=60, seed=len(name))
     got = replay_counters(machine, events, chunk_size=chunk_size)
     assert_same(machine, events, got, simulate(machine, events))
+
+
+def test_tables_grow_in_the_middle_of_a_chunk():
+    """Over 8,192 lines (the history's first limit) and 256 lines with coherence activity (the
+    first sharing rows) in one chunk: the kernel stops, the tables grow, the replay goes on."""
+    from memsim.engine.tables import FIRST_HISTORY_ROWS, FIRST_SHARING_ROWS
+
+    machine = Machine(name="big", cores=4, line_size=16, memory_latency=100, levels=(
+        (C("L1", 512, 4, 1),), (C("L2", 1024, 4, 8, shared_by=2),), (C("L3", 1024, 8, 30, shared_by=4),)))
+    events = long_trace(machine, 40_000, lines=FIRST_HISTORY_ROWS + 2_000, seed=7)
+    got = replay_counters(machine, events, check=True)
+    assert len(got.sharing) > FIRST_SHARING_ROWS
+    assert_same(machine, events, got, simulate(machine, events))

@@ -334,8 +334,10 @@ NEVER, HELD, INVALIDATED = 0, 1, 2
 
 @jit_inline
 def _bucket(line, mask):
-    h = line * HASH_MULTIPLIER
-    return (h ^ (h >> 29)) & mask
+    """Neighbouring lines get neighbouring buckets (8 to a block: a stream of misses walks the
+    table in order), and blocks are spread by a multiplicative hash."""
+    h = (line >> 3) * HASH_MULTIPLIER
+    return (((h ^ (h >> 29)) << 3) | (line & 7)) & mask
 
 
 @jit_inline
@@ -1049,6 +1051,18 @@ def _invariants_hold(cfg, path, slots, history, info, protocol, line, writer):
 
 
 @jit_inline
+def _holds(cfg, slots, c, line):
+    """Whether instance ``c`` holds ``line``: every way compared, no early exit (no branch to
+    mispredict; the compiler can compare several words at once)."""
+    key = line << STATE_BITS
+    base = _set_base(cfg, c, line)
+    found = False
+    for slot in range(base, base + _cfg(cfg, c, F_WAYS)):
+        found |= (_word(slots, slot) & ~STATE_MASK) == key
+    return found
+
+
+@jit_inline
 def _prefetch_sets(cfg, path, slots, history, info, op, core, addr, line_shift, e):
     """The simulated sets a coming access will look up are scattered over the host's memory:
     asking for them a few events early overlaps those host cache misses with useful work."""
@@ -1059,7 +1073,7 @@ def _prefetch_sets(cfg, path, slots, history, info, op, core, addr, line_shift, 
         return
     kind = KIND_INSTRUCTIONS if op[e] == OP_IFETCH else KIND_DATA
     top = path[core[e], kind, 0]
-    if _find(cfg, slots, top, _set_base(cfg, top, line), line) >= 0:
+    if _holds(cfg, slots, top, line):
         return  # it will most likely hit there: fetching the levels below would only crowd the host's caches
     for d in range(1, path.shape[2]):
         c = path[core[e], kind, d]
@@ -1073,15 +1087,17 @@ def _prefetch_sets(cfg, path, slots, history, info, op, core, addr, line_shift, 
 @jit
 def replay_chunk(op, core, size, addr, cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_level,
                  memory, coherence, core_counts, chain, tables, line_shift, memory_latency, protocol, c2c_latency,
-                 upgrade_latency):
+                 upgrade_latency, per_event):
     """Replay one chunk of the event table. Every argument is a plain array or integer; state and
     counter arrays are updated in place. ``chain`` is int64 scratch space of shape (levels + 1, 5);
     ``tables`` is the tuple (history, info, sharing, cache_classes, core_classes, shadow nodes,
     shadow lists, shadow buckets) of memsim.engine.tables and memsim.models.hierarchy.
 
-    Returns how many events it replayed: all of them, unless the history or the sharing rows
-    could overflow on the next event (the caller makes room and calls again with the rest), or
-    an invariant check failed (``info[I_ERROR]`` says which).
+    Each piece adds at most one history row and one sharing row, and no event has more than
+    ``per_event`` pieces: the caller starts the kernel with room for one such event, and the kernel
+    stops after an event that leaves less (memsim.engine.tables). Returns how many events it
+    replayed: all of them, unless it stopped for room or an invariant check failed (``info[I_ERROR]``
+    says which).
 
     Pieces that hit an LRU/FIFO top-level set of a private (or all-shared) cache and change
     nothing but that set (``_fast_hit``) take a fast path that only counts (not with the conflict
@@ -1111,11 +1127,6 @@ def replay_chunk(op, core, size, addr, cfg, path, core_cfg, links, slots, rrpv, 
         last = (addr[e] + size[e] - 1) >> line_shift
         if size[e] == 0:
             last = first - 1  # touches no line, wherever it points
-        pieces = last - first + 1
-        if info[I_HIST_USED] + pieces > info[I_HIST_LIMIT] or info[I_ROWS_USED] + pieces > sharing.shape[0]:
-            _flush_run(cfg, counts, core_level, core_counts, run_core, run_top, run_accesses, run_cycles,
-                       run_fast_hits)
-            return e
         c = core[e]
         kind = KIND_INSTRUCTIONS if o == OP_IFETCH else KIND_DATA
         is_write = o == OP_WRITE or o == OP_RMW
@@ -1135,6 +1146,7 @@ def replay_chunk(op, core, size, addr, cfg, path, core_cfg, links, slots, rrpv, 
             top_ways = _cfg(cfg, top, F_WAYS)
             top_latency = _cfg(cfg, top, F_LATENCY)
         cost = 0
+        slow = False
         for line in range(first, last + 1):
             if top_ordered and top_mask >= 0 and _fast_hit(slots, top_base + (line & top_mask) * top_ways, top_ways,
                                                             line, is_write, top_lru, top_writable):
@@ -1144,6 +1156,7 @@ def replay_chunk(op, core, size, addr, cfg, path, core_cfg, links, slots, rrpv, 
             start = line << line_shift
             lo = max(addr[e], start) - start
             hi = min(addr[e] + size[e], start + line_size) - start
+            slow = True
             piece_cost = _piece(cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_level, memory,
                                 coherence, chain, tables, memory_latency, protocol, c2c_latency, upgrade_latency, c,
                                 kind, line, is_write, o != OP_WRITE, lo, hi)
@@ -1157,6 +1170,11 @@ def replay_chunk(op, core, size, addr, cfg, path, core_cfg, links, slots, rrpv, 
                 return e
         run_accesses += 1
         run_cycles += cost
+        if slow and (info[I_HIST_LIMIT] - info[I_HIST_USED] < per_event
+                     or sharing.shape[0] - info[I_ROWS_USED] < per_event):
+            _flush_run(cfg, counts, core_level, core_counts, run_core, run_top, run_accesses, run_cycles,
+                       run_fast_hits)
+            return e + 1
     _flush_run(cfg, counts, core_level, core_counts, run_core, run_top, run_accesses, run_cycles, run_fast_hits)
     return n_events
 

@@ -49,8 +49,12 @@ class Replay:
         h, s, k, t = self.hierarchy, self.state, self._counters, self.tables
         coherence = h.machine.coherence
         columns = [np.ascontiguousarray(a) for a in (events.op, events.core, events.size, addr)]
+        # the most line pieces one event of this chunk can have (size s: at most 1 + ceil((s - 1) / line))
+        line_size = 1 << self._line_shift
+        per_event = (int(events.size.max(initial=1)) + 2 * line_size - 2) // line_size
         start = 0
         while start < len(events):
+            t.make_room(per_event)
             done = start + replay_chunk(
                 *(a[start:] for a in columns),
                 h.config.ravel(), h.path, h.core_config, h.links, s.slots, s.rrpv, s.plru, s.rng,
@@ -58,17 +62,13 @@ class Replay:
                 (t.history, t.info, t.sharing, k.cache_classes, k.core_classes,
                  s.shadow_nodes, s.shadow_lists, s.shadow_buckets),
                 self._line_shift, h.machine.memory_latency, PROTOCOLS.index(coherence.protocol),
-                coherence.c2c_latency, coherence.upgrade_latency,
+                coherence.c2c_latency, coherence.upgrade_latency, per_event,
             )
             if t.info[I_ERROR]:
                 raise InvariantError(
                     f"event {self.events + done}: {INVARIANTS[t.info[I_ERROR] - 1]} "
                     f"(line {int(t.info[I_ERROR_LINE]) << self._line_shift:#x}) on {h.machine.name}"
                 )
-            if done < len(events):
-                first, last = (int(columns[3][done]) >> self._line_shift,
-                               (int(columns[3][done]) + int(columns[2][done]) - 1) >> self._line_shift)
-                t.make_room(max(last - first + 1, 1))
             start = done
         # The kernel counts hits and misses; a lookup is one or the other (design.md).
         k.cache[:, C_ACCESSES] = k.cache[:, C_HITS] + k.cache[:, C_MISSES]

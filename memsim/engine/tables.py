@@ -83,7 +83,8 @@ class Tables:
         return history
 
     def make_room(self, pieces: int) -> None:
-        """Grow so that an event of ``pieces`` line pieces fits (the kernel stopped before it)."""
+        """Grow, if needed, so that ``pieces`` more line pieces fit (doubling: the tables grow as
+        often as the lines they track double)."""
         from memsim.engine.kernel import rehash_history
 
         info = self.info
