@@ -378,7 +378,9 @@ def _mark_held(history, info, c, line, at):
         at = _history_row(history, info, line)
     w = at + HIST_BITS + (c >> 5)
     bit = c & 31
-    history[w] = (history[w] | (np.int64(1) << bit)) & ~(np.int64(1) << (32 + bit))
+    bits = (history[w] | (np.int64(1) << bit)) & ~(np.int64(1) << (32 + bit))
+    if bits != history[w]:  # most fills are of lines the cache held before: no store, no dirty host line
+        history[w] = bits
 
 
 @jit_inline
