@@ -63,7 +63,6 @@ class Tables:
     """The history, sharing rows and scalars of one replay, grown between kernel calls."""
 
     def __init__(self, n_instances: int, cores: int, line_size: int, shadow: bool, check: bool):
-        self.cores = cores
         self.words = mask_words(line_size)
         self.public_width = sharing_width(cores, line_size)
         self.history_width = HIST_BITS + (n_instances + 31) // 32
