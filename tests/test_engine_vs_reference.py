@@ -128,9 +128,14 @@ def test_tables_grow_in_the_middle_of_a_chunk():
     first sharing rows) in one chunk: the kernel stops, the tables grow, the replay goes on."""
     from memsim.engine.tables import FIRST_HISTORY_ROWS, FIRST_SHARING_ROWS
 
+    from memsim.engine.replay import Replay
+    from memsim.engine.tables import I_HIST_LIMIT
+
     machine = Machine(name="big", cores=4, line_size=16, memory_latency=100, levels=(
-        (C("L1", 512, 4, 1),), (C("L2", 1024, 4, 8, shared_by=2),), (C("L3", 1024, 8, 30, shared_by=4),)))
-    events = long_trace(machine, 40_000, lines=FIRST_HISTORY_ROWS + 2_000, seed=7)
+        (C("L1", 128, 4, 1),), (C("L2", 256, 4, 8, shared_by=2),), (C("L3", 256, 8, 30, shared_by=4),)))
+    limit = int(Replay(machine).tables.info[I_HIST_LIMIT])
+    assert limit == FIRST_HISTORY_ROWS // 2  # so that the trace below outgrows it
+    events = long_trace(machine, 40_000, lines=limit + 2_000, seed=7)
     got = replay_counters(machine, events, check=True)
     assert len(got.sharing) > FIRST_SHARING_ROWS
     assert_same(machine, events, got, simulate(machine, events))

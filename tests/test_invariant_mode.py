@@ -56,7 +56,7 @@ def test_an_exclusive_copy_beside_another_copy_is_caught():
 def test_a_copy_the_history_does_not_know_is_caught():
     run = shared_line()
     history, width = run.tables.history, run.tables.history_width
-    row = int(np.flatnonzero(history[HIST_KEY::width] == 0)[0]) * width
+    row = int(np.flatnonzero(history[HIST_KEY::width] == 0 + 1)[0]) * width  # keys are line + 1
     history[row + HIST_BITS] = 0  # no cache has ever held line 0, says the history
     with pytest.raises(InvariantError, match="history says it never held it"):
         run.feed(events((OP_READ, 1, 0)))

@@ -350,10 +350,10 @@ def _history_row(history, info, line):
     while True:
         at = b * width
         key = _word(history, at + HIST_KEY)
-        if key == line:
+        if key == line + 1:
             return at
         if key == EMPTY:
-            history[at + HIST_KEY] = line
+            history[at + HIST_KEY] = line + 1
             history[at + HIST_ROW] = NO_ROW
             for w in range(at + HIST_BITS, at + width):
                 history[w] = 0
@@ -405,10 +405,10 @@ def rehash_history(old, new, width):
     """Move every row of ``old`` into the (larger, empty) history ``new``."""
     mask = new.shape[0] // width - 1
     for at in range(0, old.shape[0], width):
-        line = old[at + HIST_KEY]
-        if line == EMPTY:
+        key = old[at + HIST_KEY]
+        if key == EMPTY:
             continue
-        b = _bucket(line, mask)
+        b = _bucket(key - 1, mask)
         while new[b * width + HIST_KEY] != EMPTY:
             b = (b + 1) & mask
         for w in range(width):
@@ -548,7 +548,7 @@ def _ensure_row(history, info, sharing, at):
     info[I_ROWS_USED] += 1
     for k in range(sharing.shape[1]):
         sharing[row, k] = 0
-    sharing[row, S_LINE] = history[at + HIST_KEY]
+    sharing[row, S_LINE] = history[at + HIST_KEY] - 1
     history[at + HIST_ROW] = row
     return row
 

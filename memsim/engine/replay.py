@@ -31,7 +31,8 @@ class Replay:
         self.state = self.hierarchy.new_state()
         n_instances = len(self.hierarchy.instances)
         self._counters = Counters.zeros(n_instances, machine.cores, len(machine.caches), machine.line_size)
-        self.tables = Tables(n_instances, machine.cores, machine.line_size, machine.conflict_shadow, check)
+        self.tables = Tables(n_instances, self.hierarchy.n_slots, machine.cores, machine.line_size,
+                             machine.conflict_shadow, check)
         self.events = 0
         self._line_shift = machine.line_size.bit_length() - 1
         self._chain = np.zeros((len(machine.levels) + 1, 5), np.int64)

@@ -2,7 +2,8 @@
 the kernel stores this"): the line history that classifies misses, and the sharing rows.
 
 ``history`` is a flat open-addressing hash table with one row of ``history_width`` int64 words per
-line ever held by any cache: the line (``EMPTY`` = free row), the line's sharing row (or
+line ever held by any cache: the line + 1 (``EMPTY`` = 0: a free row, so a new table is all zeros
+and the system hands its pages over only when they are touched), the line's sharing row (or
 ``NO_ROW``), then two bits per cache instance packed 32 instances to a word: bit ``i`` = instance
 ``i`` has held the line, bit ``32 + i`` = its last copy was dropped by another core's write.
 
@@ -26,7 +27,7 @@ from memsim.engine.counters import (
     sharing_width,
 )
 
-EMPTY = -1
+EMPTY = 0
 NO_ROW = -1
 HIST_KEY, HIST_ROW, HIST_BITS = 0, 1, 2
 MODE_NONE, MODE_LOST, MODE_OPEN_UNDECIDED, MODE_OPEN_TRUE = range(4)
@@ -62,7 +63,7 @@ FIRST_SHARING_ROWS = 1 << 8
 class Tables:
     """The history, sharing rows and scalars of one replay, grown between kernel calls."""
 
-    def __init__(self, n_instances: int, cores: int, line_size: int, shadow: bool, check: bool):
+    def __init__(self, n_instances: int, cache_lines: int, cores: int, line_size: int, shadow: bool, check: bool):
         self.words = mask_words(line_size)
         self.public_width = sharing_width(cores, line_size)
         self.history_width = HIST_BITS + (n_instances + 31) // 32
@@ -72,12 +73,12 @@ class Tables:
         self.info[I_MASK_WORDS] = self.words
         self.info[I_PUBLIC_WIDTH] = self.public_width
         self.info[I_CHECK] = check
-        self.history = self._new_history(FIRST_HISTORY_ROWS)
+        # every line in a cache has a row: start big enough for full caches (untouched pages cost nothing)
+        self.history = self._new_history(max(FIRST_HISTORY_ROWS, 1 << (int(cache_lines / MAX_LOAD) - 1).bit_length()))
         self.sharing = np.zeros((FIRST_SHARING_ROWS, self.public_width + cores * (1 + self.words)), np.int64)
 
     def _new_history(self, rows: int) -> np.ndarray:
         history = np.zeros(rows * self.history_width, np.int64)
-        history[HIST_KEY::self.history_width] = EMPTY
         self.info[I_HIST_LIMIT] = int(rows * MAX_LOAD)
         return history
 
