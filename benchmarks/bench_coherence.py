@@ -26,7 +26,6 @@ import argparse
 import gc
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
