@@ -58,7 +58,7 @@ def test_engine_matches_reference(case):
 def test_chunked_replay_matches_reference(case, data):
     machine, events = case
     chunk_size = data.draw(st.integers(1, max(len(events), 1) + 1), label="chunk_size")
-    got = replay_counters(machine, events, chunk_size=chunk_size)
+    got = replay_counters(machine, events, chunk_size=chunk_size, check=True)
     assert_same(machine, events, got, simulate(machine, events))
 
 
@@ -119,7 +119,7 @@ LONG_MACHINES = {
 def test_long_traces_match_reference(name, chunk_size):
     machine = LONG_MACHINES[name]
     events = long_trace(machine, 3000, lines=60, seed=len(name))
-    got = replay_counters(machine, events, chunk_size=chunk_size)
+    got = replay_counters(machine, events, chunk_size=chunk_size, check=True)
     assert_same(machine, events, got, simulate(machine, events))
 
 
@@ -139,3 +139,17 @@ def test_tables_grow_in_the_middle_of_a_chunk():
     got = replay_counters(machine, events, check=True)
     assert len(got.sharing) > FIRST_SHARING_ROWS
     assert_same(machine, events, got, simulate(machine, events))
+
+
+def test_msi_line_moving_up_dirty_is_exclusive_in_the_whole_participant():
+    """Under MSI a dirty line moving up out of an exclusive level into a lone reader's private
+    caches arrives as M in all of them (reference C6), L1 included. The engine once marked only the
+    cache right above the exclusive level; its invariant checks caught it on this trace (an ifetch
+    straddling two lines, the first filled into L1 and L2 out of the exclusive L3), where the
+    difference did not show in any counter."""
+    from dataclasses import replace
+
+    machine = LONG_MACHINES["4 cores, inclusive L2 over exclusive L3"]
+    machine = replace(machine, coherence=replace(machine.coherence, protocol="msi"))
+    events = long_trace(machine, 40, lines=400, seed=2)
+    assert_same(machine, events, replay_counters(machine, events, check=True), simulate(machine, events))

@@ -930,10 +930,12 @@ def _piece(cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_leve
         exclusive = EXCLUSIVE_COPY
 
     carried = CLEAN  # the state a line moving up out of an exclusive level takes with it
+    receiver = UNTRACKED  # the participant it moves up into
     if served > 0 and served < n_levels and slot >= 0:
         c = path[core, kind, served]
         if _cfg(cfg, c, F_INCLUSION) == EXCLUSIVE and _allocates(cfg, path[core, kind, served - 1], is_write):
             carried = slots[slot] & COPY_BITS
+            receiver = _cfg(cfg, path[core, kind, served - 1], F_PARTICIPANT)
             _remove(cfg, slots, c, base, slot)
     filled = False
     for d in range(served - 1, -1, -1):
@@ -979,9 +981,10 @@ def _piece(cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_leve
                 own_participant = _cfg(cfg, c, F_PARTICIPANT) == core
                 if (not is_write and protocol == MSI and alone and (
                         (private_was_exclusive if own_participant else slots[slot] & EXCLUSIVE_COPY)
-                        or (k == kind and d == served - 1 and carried & (DIRTY | EXCLUSIVE_COPY)))):
+                        or (carried & (DIRTY | EXCLUSIVE_COPY) and _cfg(cfg, c, F_PARTICIPANT) == receiver))):
                     # MSI grants no exclusivity on a read, but a participant that had it keeps it, and
-                    # a dirty line moving up out of an exclusive level to a lone reader arrives as M
+                    # a dirty line moving up out of an exclusive level into a lone reader's participant
+                    # arrives there as M (docs/coherence.md)
                     bits = EXCLUSIVE_COPY
                 slots[slot] = (slots[slot] & ~EXCLUSIVE_COPY) | bits
 
