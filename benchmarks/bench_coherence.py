@@ -23,15 +23,13 @@ activity).
 from __future__ import annotations
 
 import argparse
-import gc
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_replay import machine_info  # noqa: E402  (a sibling script, not a package)
+from bench_replay import machine_info, timed_feed  # noqa: E402  (a sibling script, not a package)
 
 LINE = 64
 KIB, MIB = 1024, 1024 * 1024
@@ -97,18 +95,9 @@ def workload(mix: str, n: int):
 
 
 def timed(m, events, repeat: int):
-    from memsim.engine.replay import Replay
-
-    best, run = None, None
-    for _ in range(repeat):
-        run = Replay(m)
-        gc.disable()
-        t0 = time.perf_counter()
-        run.feed(events)
-        dt = time.perf_counter() - t0
-        gc.enable()
-        best = dt if best is None else min(best, dt)
-    return best, run
+    """The best time of ``repeat`` replays, and the last replay."""
+    runs = [timed_feed(m, events) for _ in range(repeat)]
+    return min(dt for dt, _ in runs), runs[-1][1]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -86,8 +86,8 @@ def load_events(addr: np.ndarray):
     return ev
 
 
-def time_memsim(machine, events) -> tuple[float, list[int]]:
-    from memsim.engine.counters import C_MISSES
+def timed_feed(machine, events):
+    """(seconds, replay) of one ``Replay(machine).feed(events)``, the garbage collector off."""
     from memsim.engine.replay import Replay
 
     run = Replay(machine)
@@ -96,6 +96,13 @@ def time_memsim(machine, events) -> tuple[float, list[int]]:
     run.feed(events)
     dt = time.perf_counter() - t0
     gc.enable()
+    return dt, run
+
+
+def time_memsim(machine, events) -> tuple[float, list[int]]:
+    from memsim.engine.counters import C_MISSES
+
+    dt, run = timed_feed(machine, events)
     return dt, run.counters.cache[:, C_MISSES].tolist()
 
 

@@ -85,9 +85,10 @@ def run(trace: Path, machine: str | None, json_target: str | None, quiet: bool, 
         spec = loaded.allocator
         allocator_result = AllocatorResult(spec.model, spec.version, spec.generation, allocator.stats_result())
         heap = Heap(allocator.placements(), lifetimes, loaded, GENERATIONS[spec.generation])
-    sharing = build_sharing(replay.counters.sharing, resolved.line_size, resolved.cores, top, heap, loaded.n_events)
+    counters = replay.counters  # a copy with the open sharing lifetimes counted: make it once
+    sharing = build_sharing(counters.sharing, resolved.line_size, resolved.cores, top, heap, loaded.n_events)
     result = build_result(
-        replay.hierarchy, replay.counters, TraceInfo(loaded.name, loaded.n_events, loaded.sha256),
+        replay.hierarchy, counters, TraceInfo(loaded.name, loaded.n_events, loaded.sha256),
         machine_to_dict(resolved), partial, allocator_result, sharing,
     )
     if not quiet:

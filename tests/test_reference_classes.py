@@ -44,30 +44,13 @@ from memsim.engine.counters import (
     mask_words,
     sharing_width,
 )
-from memsim.machine import Cache, Coherence, Machine
+from memsim.machine import Machine
 
 from reference import Simulator, byte_mask_words, counters_equal, describe_difference, make_events, simulate
 from strategies import machine_and_events
-
-C2C, UPGRADE, MEMORY = 40, 20, 100
+from test_reference_coherence import cache, machine
 MASK64 = (1 << 64) - 1
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-
-
-def cache(name, sets=1, ways=2, latency=1, **kw) -> Cache:
-    return Cache(name=name, sets=sets, ways=ways, latency=latency, **kw)
-
-
-def machine(*levels, cores=2, line_size=64, protocol="mesi", conflict_shadow=True) -> Machine:
-    return Machine(
-        name="test",
-        cores=cores,
-        line_size=line_size,
-        levels=tuple(lv if isinstance(lv, tuple) else (lv,) for lv in levels),
-        memory_latency=MEMORY,
-        coherence=Coherence(protocol=protocol, c2c_latency=C2C, upgrade_latency=UPGRADE),
-        conflict_shadow=conflict_shadow,
-    )
 
 
 def private_l1_l2(protocol="mesi", line_size=64, **l1) -> Machine:

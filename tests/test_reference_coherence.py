@@ -31,14 +31,15 @@ def cache(name, sets=1, ways=2, latency=1, **kw) -> Cache:
     return Cache(name=name, sets=sets, ways=ways, latency=latency, **kw)
 
 
-def machine(*levels, cores=2, protocol="mesi") -> Machine:
+def machine(*levels, cores=2, line_size=LS, protocol="mesi", conflict_shadow=True) -> Machine:
     return Machine(
         name="test",
         cores=cores,
-        line_size=LS,
+        line_size=line_size,
         levels=tuple(lv if isinstance(lv, tuple) else (lv,) for lv in levels),
         memory_latency=MEMORY,
         coherence=Coherence(protocol=protocol, c2c_latency=C2C, upgrade_latency=UPGRADE),
+        conflict_shadow=conflict_shadow,
     )
 
 

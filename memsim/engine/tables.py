@@ -34,7 +34,7 @@ MODE_NONE, MODE_LOST, MODE_OPEN_UNDECIDED, MODE_OPEN_TRUE = range(4)
 
 (
     I_HIST_USED,  # rows of the history in use
-    I_HIST_LIMIT,  # the kernel stops before an event that could take it past this many
+    I_HIST_LIMIT,  # the most rows in use before the table is grown (MAX_LOAD of its rows)
     I_HIST_WIDTH,
     I_ROWS_USED,  # sharing rows in use
     I_SHADOW,  # 1: the conflict shadows are on
@@ -55,7 +55,7 @@ INVARIANTS = (
     "a cache holds the line but its history says it never held it or lost it",
 )
 
-MAX_LOAD = 0.5  # the history is grown when an event could fill it past this
+MAX_LOAD = 0.5  # the history is grown before it could be fuller than this
 FIRST_HISTORY_ROWS = 1 << 14
 FIRST_SHARING_ROWS = 1 << 8
 
