@@ -38,6 +38,22 @@ def quiet_option(f):
     return click.option("--quiet", "-q", is_flag=True, help="No progress bar and no tables (JSON only, if asked).")(f)
 
 
+def import_options(yaml: bool = False):
+    """How a foreign trace (lackey, din, csv) is read; shared by the commands that read one.
+    ``yaml``: the command also takes ``--from yaml``."""
+    formats, extensions = ("lackey, din, csv or yaml", ", or .yaml/.yml") if yaml else ("lackey, din or csv", "")
+
+    def decorate(f):
+        f = click.option("--skip-bad-lines", is_flag=True,
+                         help="Skip malformed lines of a lackey, din or CSV trace (they are counted and the first "
+                              "is shown) instead of stopping at the first one.")(f)
+        return click.option("--from", "fmt", metavar="FORMAT",
+                            help=f"Read the trace in this format whatever its name: {formats} (default: from the "
+                                 f"extension: .lackey, .din, .csv, each perhaps with .gz{extensions}).")(f)
+
+    return decorate
+
+
 @click.group(cls=MemsimGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="memsim")
 def main() -> None:
@@ -54,24 +70,34 @@ def main() -> None:
 @quiet_option
 @click.option("--top", default=20, show_default=True, type=click.IntRange(min=0), metavar="N",
               help="Show the N lines with the most false-sharing stall cycles (0: all), in the tables and the JSON.")
-def run(trace: Path, machine: str | None, json_target: str | None, quiet: bool, top: int) -> None:
-    """Replay TRACE (a memsim YAML trace) and print the report."""
+@import_options()
+@click.option("--counting", type=click.Choice(["memsim", "cachegrind"]), default=None,
+              help="Counting rules, instead of the machine's own `counting:` (cachegrind: Valgrind Cachegrind's "
+                   "numbers exactly, on machines it can model; see docs/cachegrind.md).")
+def run(trace: Path, machine: str | None, json_target: str | None, quiet: bool, top: int, fmt: str | None,
+        skip_bad_lines: bool, counting: str | None) -> None:
+    """Replay TRACE and print the report. TRACE is a memsim YAML trace, a binary trace (.mstrace,
+    see `memsim convert`), or a lackey, din or CSV trace, which is read as it replays."""
     from memsim.engine.replay import Replay
     from memsim.formats.machine_file import machine_to_dict
     from memsim.models.goalloc.sizeclasses import GENERATIONS
     from memsim.report import jsondoc, terminal
     from memsim.report.output import write_text
-    from memsim.report.progress import replay_progress
     from memsim.report.results import AllocatorResult, TraceInfo, build_result
     from memsim.report.sharing import Heap, build_sharing
     from memsim.trace.events import Lifetimes
+    from memsim.trace.program import StreamedTrace
 
-    loaded, resolved, allocator = _load(trace, machine)
+    loaded, resolved, allocator = _load(trace, machine, fmt, skip_bad_lines)
+    if counting is not None:
+        from memsim.formats.machine_file import with_counting
+
+        resolved = with_counting(resolved, counting, "--counting")
     console = report_console(stderr=json_target == "-")
     replay = Replay(resolved, allocator)
     lifetimes = Lifetimes.start(loaded.n_objects, loaded.n_events)
     partial, start = False, 0
-    with replay_progress(loaded.n_events, enabled=not quiet) as advance:
+    with _progress(loaded, "replaying", enabled=not quiet) as advance:
         try:
             for chunk in loaded.chunks(CHUNK_EVENTS):
                 lifetimes.observe(chunk, start)  # first: an interrupted chunk's objects still get their P
@@ -80,6 +106,8 @@ def run(trace: Path, machine: str | None, json_target: str | None, quiet: bool, 
                 advance(len(chunk))
         except KeyboardInterrupt:
             partial = True
+    if not quiet and isinstance(loaded, StreamedTrace):
+        click.echo(_import_summary(loaded.stats, loaded.path), err=True)
     allocator_result = heap = None
     if allocator is not None:
         spec = loaded.allocator
@@ -130,6 +158,55 @@ def layout(trace: Path, machine: str | None, json_target: str | None) -> None:
 
 
 @main.command()
+@click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--output", "-o", "target", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              metavar="FILE", help="The binary trace to write (.mstrace); it appears only once complete.")
+@import_options(yaml=True)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
+def convert(source: Path, target: Path, fmt: str | None, skip_bad_lines: bool, quiet: bool) -> None:
+    """Convert SOURCE (a lackey, din or CSV trace, or a memsim YAML trace) into a binary trace that
+    `memsim run` replays, or that a YAML trace names with `events_file:`."""
+    from memsim.formats import importers
+    from memsim.formats.binary import write_events, write_trace
+    from memsim.formats.trace_file import load_trace
+    from memsim.report.progress import file_progress, replay_progress
+
+    fmt = fmt or ("yaml" if source.suffix.lower() in (".yaml", ".yml") else importers.detect_format(source))
+    if fmt is None:
+        raise UserError(
+            f"cannot tell the format from the file name: known extensions are {', '.join(importers.EXTENSIONS)} "
+            "(each also with .gz), .yaml and .yml; or give --from lackey|din|csv|yaml", str(source))
+    _check_format(fmt, importers.FORMATS + ("yaml",))
+    try:
+        if fmt == "yaml":
+            if skip_bad_lines:
+                raise UserError("applies only to lackey, din and CSV traces", "--skip-bad-lines")
+            loaded = load_trace(source)
+            with replay_progress(loaded.n_events, not quiet, "converting") as advance:
+                events = write_trace(loaded, target, _advancing(loaded.chunks(CHUNK_EVENTS), advance))
+            summary = f"{source}: {_count(events, 'event')}, {_count(loaded.n_objects, 'object')}"
+        else:
+            stats = importers.ImportStats()
+            records = importers.read_records(source, fmt, skip_bad_lines=skip_bad_lines, chunk_events=CHUNK_EVENTS,
+                                             display=str(source), stats=stats)
+            with file_progress(source, not quiet, "converting") as advance:
+                write_events(target, str(source), _advancing(records, advance), source.name)
+            summary = _import_summary(stats, str(source))
+    except KeyboardInterrupt:
+        click.echo("interrupted: nothing written", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    if not quiet:
+        click.echo(f"{summary} -> {target}", err=True)
+
+
+def _advancing(chunks, advance):
+    """``chunks``, calling ``advance(len(chunk))`` after each is used."""
+    for chunk in chunks:
+        yield chunk
+        advance(len(chunk))
+
+
+@main.command()
 @json_option
 def machines(json_target: str | None) -> None:
     """List the machine presets, with where their numbers come from."""
@@ -173,14 +250,13 @@ def sizeclasses(go_version: str | None, json_target: str | None) -> None:
     terminal.print_sizeclasses(version.version, version.generation, limit, rows, report_console())
 
 
-def _load(trace: Path, machine: str | None):
+def _load(trace: Path, machine: str | None, fmt: str | None = None, skip_bad_lines: bool = False):
     """The trace, the machine it runs on (``--machine`` first, then the trace's, then the default),
     and a fresh Go allocator when the trace asks for one."""
     from memsim.formats.machine_file import DEFAULT_MACHINE, resolve_machine
-    from memsim.formats.trace_file import load_trace
     from memsim.models.goalloc.model import MAX_OBJECTS, GoAllocator
 
-    loaded = load_trace(trace)
+    loaded = _open_trace(trace, fmt, skip_bad_lines)
     if machine is not None:
         resolved = resolve_machine(machine, Path.cwd(), "--machine")
     elif loaded.machine_spec is not None:
@@ -194,22 +270,97 @@ def _load(trace: Path, machine: str | None):
     if spec.model != "go":
         return loaded, resolved, None
     if loaded.n_objects > MAX_OBJECTS:
-        biggest = max(loaded.allocations, key=lambda a: a.count)
+        if loaded.allocations:
+            biggest = max(loaded.allocations, key=lambda a: a.count)
+            alone, where = f" ({biggest.id!r} alone {biggest.count:,})", biggest.where
+        else:
+            alone, where = "", loaded.events_file
         raise UserError(
-            f"the trace allocates {loaded.n_objects:,} objects ({biggest.id!r} alone {biggest.count:,}); memsim keeps "
-            f"{MAX_OBJECTS:,} at most (40 bytes of state each)", biggest.where,
+            f"the trace allocates {loaded.n_objects:,} objects{alone}; memsim keeps {MAX_OBJECTS:,} at most "
+            "(40 bytes of state each)", where,
         )
     return loaded, resolved, GoAllocator(spec.generation, resolved.cores, loaded.n_objects, spec.gogc)
 
 
+def _open_trace(path: Path, fmt: str | None, skip_bad_lines: bool):
+    """A binary trace (by its magic), a lackey/din/csv trace streamed as it is read (by ``--from``
+    or the extension), else a YAML trace."""
+    from memsim.formats import importers
+    from memsim.formats.binary import is_binary
+    from memsim.formats.trace_file import load_trace
+
+    if fmt is None and not is_binary(path):
+        fmt = importers.detect_format(path)
+    if fmt is None:
+        if skip_bad_lines:
+            raise UserError("applies only to lackey, din and CSV traces", "--skip-bad-lines")
+        return load_trace(path)
+    _check_format(fmt, importers.FORMATS)
+    return _streamed(path, fmt, skip_bad_lines)
+
+
+def _streamed(path: Path, fmt: str, skip_bad_lines: bool):
+    """A lackey/din/csv trace read as it replays; its hash is that of the file's bytes."""
+    import hashlib
+
+    from memsim.formats.importers import ImportStats, read_records
+    from memsim.trace.program import StreamedTrace
+
+    try:
+        with open(path, "rb") as f:
+            sha256 = hashlib.file_digest(f, "sha256").hexdigest()  # streamed in blocks, never the whole file
+    except OSError as e:
+        raise UserError(f"cannot read the trace: {e.strerror}", str(path)) from None
+    stats = ImportStats()
+
+    def read(chunk_size: int):
+        return read_records(path, fmt, skip_bad_lines=skip_bad_lines, chunk_events=chunk_size, display=str(path),
+                            stats=stats)
+
+    return StreamedTrace(path.name, str(path), sha256, path, read, stats)
+
+
+def _check_format(fmt: str, known: tuple[str, ...]) -> None:
+    if fmt not in known:
+        raise UserError(f"unknown trace format {fmt!r}; known: {', '.join(known)}", "--from")
+
+
+def _progress(loaded, label: str, enabled: bool):
+    """A bar over the events, or over the file's bytes when the event count is known only at the end."""
+    from memsim.report.progress import file_progress, replay_progress
+    from memsim.trace.program import StreamedTrace
+
+    if isinstance(loaded, StreamedTrace):
+        return file_progress(loaded.source, enabled, label)
+    return replay_progress(loaded.n_events, enabled, label)
+
+
+def _import_summary(stats, source: str) -> str:
+    """What was read from a foreign trace, for stderr."""
+    variant = f" ({stats.variant} form)" if stats.variant else ""
+    text = (f"{source}{variant}: {_count(stats.records, 'event')}, {_count(stats.skipped_lines, 'line')} skipped "
+            "as not records")
+    if stats.bad_lines:
+        text += f", {_count(stats.bad_lines, 'line')} malformed and skipped (the first: {stats.first_bad})"
+    return text
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
 def _place_or_explain(loaded, feed) -> None:
-    """Run ``feed()``; a rule the allocator finds broken becomes a UserError at the event's position."""
+    """Run ``feed()``; a rule the allocator finds broken becomes a UserError at the event's position,
+    and an event the engine cannot replay (its message names the event) names the trace file."""
     from memsim.models.goalloc.model import AllocatorError
 
     try:
         feed()
     except AllocatorError as e:
         raise UserError(e.message(repr(loaded.object_name(e.obj))), loaded.position_of_event(e.event)) from None
+    except UserError as e:
+        e.where = e.where or loaded.path
+        raise
 
 
 def report_console(stderr: bool = False):

@@ -247,3 +247,25 @@ def test_numba_cache_is_versioned_by_the_source_and_old_versions_go(tmp_path, mo
 
     assert os.environ["NUMBA_CACHE_DIR"] == str(tmp_path / f"numba-{numba_cache.source_hash()}")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([f"numba-{numba_cache.source_hash()}", "unrelated"])
+
+
+def test_counting_option_counts_as_cachegrind(tmp_path):
+    # an 8-byte read straddling two lines is one D1 access under Cachegrind's rules, two pieces under memsim's
+    csv = write(tmp_path, "op,addr,size\nread,0x1000,8\nread,0x103c,8\n", "t.csv")
+    accesses = {}
+    for counting in ("memsim", "cachegrind"):
+        result = invoke("run", csv, "--machine", "cachegrind", "--counting", counting, "--json", "-", "-q")
+        assert result.exit_code == 0, result.output
+        doc = json.loads(result.output)
+        assert doc["machine"]["counting"] == counting
+        accesses[counting] = {level["name"]: level["accesses"] for level in doc["levels"]}
+    assert accesses["cachegrind"]["D1"] == 2
+    assert accesses["memsim"]["D1"] == 3
+
+
+def test_counting_option_rejects_a_machine_cachegrind_cannot_model(tmp_path):
+    csv = write(tmp_path, "op,addr,size\nread,0x1000,8\n", "t.csv")
+    result = invoke("run", csv, "--machine", "intel-golden-cove", "--counting", "cachegrind")
+    assert result.exit_code == 2
+    assert result.output.startswith("error: --counting: machine 'intel-golden-cove': levels[2].sets (L3): Cachegrind "
+                                    "simulates power-of-two set counts only")

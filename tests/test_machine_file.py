@@ -19,7 +19,7 @@ from memsim.formats.machine_file import (
 )
 from memsim.machine import Cache, Coherence, Machine
 
-PRESETS = ["amd-zen4-ccx", "apple-m1-firestorm", "example-4c", "intel-golden-cove", "teaching"]
+PRESETS = ["amd-zen4-ccx", "apple-m1-firestorm", "cachegrind", "example-4c", "intel-golden-cove", "teaching"]
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 L1 = "  - {name: L1, size: 32KiB, assoc: 8, latency: 4}"
@@ -163,14 +163,14 @@ def test_seed_must_be_non_negative(tmp_path):
     fails(tmp_path, s, pos(s, "-3"), "seed must be at least 0, found -3")
 
 
-def test_counting_cachegrind_not_supported_yet(tmp_path):
+def test_counting_cachegrind_needs_a_split_first_level(tmp_path):
     s = text(extra="counting: cachegrind\n")
-    fails(tmp_path, s, pos(s, "cachegrind"), "counting: cachegrind is not supported yet; allowed: memsim")
+    fails(tmp_path, s, pos(s, "{name: L1"), "levels[0]: Cachegrind's first level is split into an instruction and a data cache")
 
 
 def test_counting_unknown(tmp_path):
     s = text(extra="counting: memsym\n")
-    fails(tmp_path, s, pos(s, "memsym"), "counting must be one of the allowed values", "(did you mean 'memsim'?); allowed: memsim")
+    fails(tmp_path, s, pos(s, "memsym"), "counting must be one of the allowed values", "(did you mean 'memsim'?); allowed: memsim, cachegrind")
 
 
 def test_source_must_be_text(tmp_path):

@@ -126,8 +126,7 @@ ERRORS = [
     ("memsim: 1\nallocator: jemalloc\nevents:\n" + OK_EVENT, "2:12",
      "allocator must be one of the allowed values, found the string 'jemalloc'; allowed: none, go"),
     ("memsim: 1\nevents_file: big.mstrace\n", "2:1",
-     "'events_file' is not supported by this version of memsim: binary traces arrive with the binary trace format; "
-     "list the events under 'events:'"),
+     "events_file 'big.mstrace' does not exist (the path is relative to this trace file)"),
     # generators
     ("memsim: 1\nevents:\n  - sweep: {core: 0, op: reed, addr: 64, count: 3, size: 8}\n", "3:26",
      "events[0].sweep.op must be one of the allowed values, found the string 'reed' (did you mean 'read'?); "

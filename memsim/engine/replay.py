@@ -38,8 +38,6 @@ class Replay:
         self._chain = np.zeros((len(machine.levels) + 1, 5), np.int64)
 
     def feed(self, events: Events) -> None:
-        from memsim.engine.kernel import replay_chunk  # numba loads only when a replay runs
-
         addr = events.addr
         if self.allocator is not None:
             try:
@@ -48,6 +46,14 @@ class Replay:
                 e.event += self.events  # the index in the whole trace
                 raise
         h, s, k, t = self.hierarchy, self.state, self._counters, self.tables
+        if h.machine.counting == "cachegrind":
+            from memsim.engine import cachegrind  # compiled only for machines that count this way
+
+            cachegrind.feed(h, s, k, events, addr, self.events)
+            self.events += len(events)
+            return
+        from memsim.engine.kernel import replay_chunk  # numba loads only when a replay runs
+
         coherence = h.machine.coherence
         columns = [np.ascontiguousarray(a) for a in (events.op, events.core, events.size, addr)]
         # the most line pieces one event of this chunk can have (size s: at most 1 + ceil((s - 1) / line))

@@ -26,6 +26,8 @@ from memsim.machine import (
     Cache,
     Coherence,
     Machine,
+    cachegrind_misfits,
+    describe_misfit,
 )
 
 FORMAT_VERSION = 1
@@ -41,7 +43,6 @@ CACHE_KEYS = (
 )
 MEMORY_KEYS = ("latency",)
 COHERENCE_KEYS = ("protocol", "c2c_latency", "upgrade_latency")
-FUTURE_COUNTINGS = ("cachegrind",)  # named in the design, not implemented yet
 
 # Limits of what the engine can sensibly hold; beyond them a run would exhaust memory or crawl.
 MAX_CORES = 1024
@@ -286,7 +287,8 @@ def _split(item: dict, path: str, cores: int, line_size: int, r: _Reader) -> tup
     return [caches[k] for k in order], [pair[k] for k in order], [f"{spath}[{k}]" for k in order]
 
 
-def _levels(value: Any, path: str, at: str, cores: int, line_size: int, r: _Reader) -> tuple[tuple[Cache, ...], ...]:
+def _levels(value: Any, path: str, at: str, cores: int, line_size: int, r: _Reader) -> tuple[tuple, list, list]:
+    """The levels, with the mapping each cache came from and its key path (per level)."""
     if not isinstance(value, list) or not value:
         found = "an empty list" if isinstance(value, list) else type_name(value)
         raise UserError(f"{path} must be a non-empty list of caches (top level first), found {found}", at)
@@ -304,7 +306,7 @@ def _levels(value: Any, path: str, at: str, cores: int, line_size: int, r: _Read
         sources.append(maps)
         paths.append(cpaths)
     _check_structure(levels, sources, paths, path, value, cores, r)
-    return tuple(levels)
+    return tuple(levels), sources, paths
 
 
 def _check_structure(levels, sources, paths, path, value, cores, r: _Reader) -> None:
@@ -378,9 +380,44 @@ def _coherence(m: dict, path: str, levels, memory_latency: int, r: _Reader) -> C
 
 
 def _counting(value: Any, what: str, at: str) -> str:
-    if value in FUTURE_COUNTINGS:
-        raise UserError(f"{what}: {value} is not supported yet; allowed: {', '.join(COUNTINGS)}", at)
     return yamlpos.as_choice(value, what, at, COUNTINGS)
+
+
+CANNOT_MODEL = "counting: cachegrind reproduces Cachegrind exactly and cannot model this (docs/cachegrind.md)"
+
+
+def _check_counting(machine: Machine, m: dict, path: str, sources: list, paths: list, r: _Reader) -> None:
+    """The first thing ``counting: cachegrind`` cannot model, with its key path and position."""
+    if machine.counting != "cachegrind":
+        return
+    misfits = cachegrind_misfits(machine)
+    if not misfits:
+        return
+    misfit = misfits[0]
+    if misfit.level is None:
+        key_path, at = _join(path, misfit.key), r.at(m, misfit.key) if misfit.key in m else r.at(m)
+    elif misfit.cache is None:
+        key_path, at = f"{_join(path, 'levels')}[{misfit.level}]", r.at(m["levels"], misfit.level)
+    else:
+        src = sources[misfit.level][misfit.cache]
+        name = machine.levels[misfit.level][misfit.cache].name
+        key = "size" if misfit.key == "sets" and "sets" not in src else misfit.key  # size + assoc given
+        key_path = f"{paths[misfit.level][misfit.cache]}.{key} ({name})"
+        at = r.at(src, key) if key in src else r.at(src)
+    raise UserError(f"{key_path}: {misfit.message}; {CANNOT_MODEL}", at)
+
+
+def with_counting(machine: Machine, counting: str, where: str) -> Machine:
+    """``machine`` with another counting (a command-line override), validated as a machine file's
+    `counting:` would be; ``where`` names the option in messages."""
+    counting = _counting(counting, "counting", where)
+    if counting == "cachegrind":
+        misfits = cachegrind_misfits(machine)
+        if misfits:
+            raise UserError(
+                f"machine {machine.name!r}: {describe_misfit(machine, misfits[0])}; {CANNOT_MODEL}", where
+            )
+    return dataclasses.replace(machine, counting=counting)
 
 
 def machine_from_mapping(m: Any, file_label: str, *, require_version: bool = True, path: str = "") -> Machine:
@@ -418,14 +455,16 @@ def machine_from_mapping(m: Any, file_label: str, *, require_version: bool = Tru
     seed = r.get(m, "seed", path, yamlpos.as_int, 0, minimum=0, maximum=MAX_SEED)
     counting = r.get(m, "counting", path, _counting, "memsim")
     conflict_shadow = r.get(m, "conflict_shadow", path, yamlpos.as_bool, True)
-    levels = _levels(m["levels"], _join(path, "levels"), r.at(m, "levels"), cores, line_size, r)
+    levels, sources, paths = _levels(m["levels"], _join(path, "levels"), r.at(m, "levels"), cores, line_size, r)
     memory_latency = _memory(m["memory"], _join(path, "memory"), r.at(m, "memory"), r)
     coherence = _coherence(m, path, levels, memory_latency, r)
-    return Machine(
+    machine = Machine(
         name=name, cores=cores, line_size=line_size, levels=levels, memory_latency=memory_latency,
         frequency_ghz=frequency, seed=seed, coherence=coherence, counting=counting, source=source,
         conflict_shadow=conflict_shadow,
     )
+    _check_counting(machine, m, path, sources, paths, r)
+    return machine
 
 
 def load_machine_file(path: str | Path, display: str | None = None) -> Machine:

@@ -1,7 +1,9 @@
-"""Trace files (YAML, format version 1) -> ``Trace`` (a lazily expanding program).
+"""Trace files (YAML, format version 1, or a binary trace) -> ``Trace``.
 
-See docs/trace-format.md for the format. Every error is a ``UserError`` naming file:line:column,
-the key path, what was found and what is allowed.
+A YAML trace becomes a lazily expanding program; its events may instead come from a binary file
+(``events_file:``), and a binary file may be given directly (recognised by its magic bytes). See
+docs/trace-format.md and docs/binary-format.md. Every error is a ``UserError`` naming
+file:line:column, the key path, what was found and what is allowed.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from typing import Any
 
 from memsim.errors import UserError
 from memsim.formats import yamlpos as y
+from memsim.formats.binary import BINARY_SUFFIX, StoredTrace, is_binary, read_binary
 from memsim.models.goversions import NEWEST, resolve_version
 from memsim.trace.events import (
     ACCESS_OPS,
@@ -55,27 +58,33 @@ MODELS = ("none", "go")
 
 
 def load_trace(path: str | Path, display: str | None = None, table_limit: int = TABLE_LIMIT) -> Trace:
-    """Read and validate a trace file. ``display`` is the file name used in messages;
-    ``table_limit`` (see ``program.compact``) only changes speed, never events (0 = no tables)."""
+    """Read and validate a trace file: YAML, or a binary trace. ``display`` is the file name used
+    in messages; ``table_limit`` (see ``program.compact``) only changes speed, never events (0 = no
+    tables)."""
     path = Path(path)
     name_in_messages = display or str(path)
+    if is_binary(path) or path.suffix == BINARY_SUFFIX:  # the suffix too, so a damaged magic is told as such
+        stored = read_binary(path, name_in_messages, hasher := hashlib.sha256())
+        return _stored_trace(stored, name_in_messages, hasher.hexdigest(), name=stored.name,
+                             allocator=_stored_allocator(stored, name_in_messages))
     doc = y.load(path, name_in_messages)
-    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    hasher = hashlib.sha256(path.read_bytes())
     if doc is None:
         raise UserError("the trace file is empty; expected a mapping with 'memsim: 1' and 'events'", name_in_messages)
     y.expect_mapping(doc, "a trace file", y.where(doc) or name_in_messages)
     _check_version(doc)
-    if "events_file" in doc:
-        raise UserError(
-            "'events_file' is not supported by this version of memsim: binary traces arrive with the binary "
-            "trace format; list the events under 'events:'",
-            str(doc.key_marks["events_file"]),
-        )
-    if "events" not in doc and ("levels" in doc or "cores" in doc):
+    if "events" not in doc and "events_file" not in doc and ("levels" in doc or "cores" in doc):
         raise UserError("this looks like a machine file, not a trace (it has no 'events')", y.where(doc))
+    if "events" in doc and "events_file" in doc:
+        raise UserError("the events are given twice: use 'events' (listed here) or 'events_file' (a binary trace), "
+                        "not both", str(doc.key_marks["events_file"]))
+    if "events_file" in doc:
+        y.check_keys(doc, "", TOP_KEYS, required=("events_file",))
+        return _with_events_file(doc, path, name_in_messages, hasher)
     y.check_keys(doc, "", TOP_KEYS, required=("events",))
 
     name = y.field(doc, "name", "", y.as_str, default=path.stem)
+    sha = hasher.hexdigest()
     allocator = _allocator(doc)
     parser = _Parser(allocator.model, y.where(doc, "allocator") if "allocator" in doc else None)
     root = parser.events(doc, "events", "events", None)
@@ -94,6 +103,69 @@ def load_trace(path: str | Path, display: str | None = None, table_limit: int = 
         core_uses=parser.core_uses,
         allocations=allocations,
         sites=list(parser.objects.sites),
+    )
+
+
+def _with_events_file(doc: y.YMap, path: Path, display: str, hasher) -> Trace:
+    """A YAML trace whose events are the binary trace named by ``events_file`` (relative to the
+    YAML); the YAML's name and allocator, when given, win over the binary file's."""
+    relative = y.field(doc, "events_file", "", y.as_str)
+    at = str(doc.key_marks["events_file"])
+    events_path = path.parent / relative
+    events_display = str(Path(display).parent / relative)
+    if not events_path.is_file():
+        why = "is a directory" if events_path.is_dir() else "does not exist"
+        raise UserError(f"events_file {relative!r} {why} (the path is relative to this trace file)", at)
+    if not is_binary(events_path):
+        raise UserError(f"events_file {relative!r} is not a memsim binary trace (it does not start with the magic "
+                        "bytes); convert a trace into one with `memsim convert`", at)
+    stored = read_binary(events_path, events_display, hasher)
+    allocator = _allocator(doc) if "allocator" in doc else _stored_allocator(stored, events_display)
+    if allocator.model != "go" and len(stored.objects):
+        raise UserError(f"events_file {relative!r} has {len(stored.objects)} objects, which need the Go allocator: "
+                        "use 'allocator: go'", y.where(doc, "allocator") if "allocator" in doc else at)
+    return _stored_trace(
+        stored, events_display, hasher.hexdigest(), name=y.field(doc, "name", "", y.as_str, default=stored.name),
+        base_dir=path.parent, allocator=allocator, path=display, machine_spec=doc.get("machine"),
+        machine_where=y.where(doc, "machine") if "machine" in doc else None,
+    )
+
+
+def _stored_allocator(stored: StoredTrace, where: str) -> AllocatorSpec:
+    """The allocator a binary trace was written for."""
+    meta = stored.allocator
+    if meta.get("model") == "none":
+        return AllocatorSpec()
+    if meta.get("model") != "go":
+        raise UserError(f"the file's allocator model {meta.get('model')!r} is not known to this version of memsim "
+                        f"(known: {', '.join(MODELS)})", where)
+    try:
+        go = resolve_version(str(meta.get("version")))
+    except ValueError as e:
+        raise UserError(f"the file's allocator: {e}", where) from None
+    gogc = meta.get("gogc")
+    if gogc is not None and (isinstance(gogc, bool) or not isinstance(gogc, int) or not 1 <= gogc <= MAX_GOGC):
+        raise UserError(f"the file's allocator gogc {gogc!r} is not a percentage from 1 to {MAX_GOGC}", where)
+    warning = f"{where}: {go.warning}" if go.warning else None
+    return AllocatorSpec("go", go.version, go.generation, gogc, warning)
+
+
+def _stored_trace(stored: StoredTrace, events_display: str, sha256: str, *, name: str,
+                  allocator: AllocatorSpec, base_dir: Path = Path("."), path: str | None = None, machine_spec: Any = None,
+                  machine_where: str | None = None) -> Trace:
+    return Trace(
+        name=name,
+        root=stored.root,
+        path=path or events_display,
+        machine_spec=machine_spec,
+        machine_where=machine_where,
+        base_dir=base_dir,
+        allocator=allocator,
+        sha256=sha256,
+        core_uses=[(core, f"{events_display}: event {first}") for core, first in stored.cores],
+        sites=stored.sites,
+        objects=stored.objects,
+        events_file=events_display,
     )
 
 

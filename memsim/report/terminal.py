@@ -34,7 +34,9 @@ def print_run(result: RunResult, console: Console) -> None:
         console.print("[bold yellow]partial: the run was interrupted; these are the numbers so far[/]")
 
     console.print("MPKI: misses per 1,000 core accesses")
-    levels = Table(title="Caches (counts are line pieces; miss rate is local)", title_justify="left")
+    # Cachegrind counts an access once per level whatever lines it touches (docs/cachegrind.md)
+    unit = "accesses, as Cachegrind counts them" if m["counting"] == "cachegrind" else "line pieces"
+    levels = Table(title=f"Caches (counts are {unit}; miss rate is local)", title_justify="left")
     # Columns that are zero on every row (no write-backs in a read-only trace, no fills without an
     # exclusive level) are left out, so the table fits a terminal.
     optional = ("writebacks", "writebacks_in", "fills", "back_invalidations")

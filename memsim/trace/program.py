@@ -31,7 +31,7 @@ import bisect
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -365,6 +365,46 @@ def _random_kernel():
     return _KERNEL
 
 
+class Stored(Node):
+    """Events read from storage (a binary trace's memory map) in blocks of ``block_rows`` rows:
+    ``block(k)`` gives block k (only the last may be shorter) as arrays that are checked before
+    they are handed out. A request for consecutive events inside one block is answered with slices
+    of those arrays, so a chunk costs no copy; other requests gather what they need. Only ever the
+    root of a trace, so global indices are below ``n``."""
+
+    periodic = False
+
+    def __init__(self, n: int, block_rows: int, block: Callable[[int], Events]):
+        self.n, self.block_rows, self.block = n, block_rows, block
+
+    def events_at(self, g):
+        if not len(g):
+            return Events.empty()
+        first, last = int(g[0]), int(g[-1])
+        if last - first == len(g) - 1:  # sorted requests without gaps: a range
+            return self._range(first, last + 1)
+        k = g // self.block_rows
+        starts = np.flatnonzero(np.diff(k, prepend=-1))
+        parts = [self.block(int(k[a])).take(g[a:b] - int(k[a]) * self.block_rows)
+                 for a, b in zip(starts, list(starts[1:]) + [len(g)])]
+        return _concatenate(parts)
+
+    def _range(self, start: int, stop: int) -> Events:
+        B = self.block_rows
+        parts = []
+        for k in range(start // B, (stop - 1) // B + 1):
+            lo, hi = max(start, k * B) - k * B, min(stop, (k + 1) * B) - k * B
+            block = self.block(k)
+            parts.append(Events(**{name: column[lo:hi] for name, column in block.columns().items()}))
+        return _concatenate(parts)
+
+
+def _concatenate(parts: list[Events]) -> Events:
+    if len(parts) == 1:
+        return parts[0]
+    return Events(**{name: np.concatenate([getattr(p, name) for p in parts]) for name in COLUMNS})
+
+
 def compact(node: Node, limit: int = TABLE_LIMIT) -> Node:
     """Replace periodic subtrees of at most ``limit`` events by a precomputed ``Table``.
 
@@ -413,6 +453,28 @@ class Allocation:
 
 
 @dataclass
+class ObjectTable:
+    """Objects listed one by one, as a binary trace stores them (a YAML trace lists its alloc
+    events instead, see ``Allocation``). Object i's id is UTF-8 ``id_bytes[id_offsets[i]:
+    id_offsets[i + 1]]``; ``site`` indexes ``Trace.sites`` (-1: none); ``born`` is the index of
+    the object's alloc event, -1 when it is never allocated."""
+
+    size: np.ndarray
+    flags: np.ndarray
+    site: np.ndarray
+    born: np.ndarray
+    id_offsets: np.ndarray
+    id_bytes: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.size)
+
+    def name(self, index: int) -> str:
+        # checksummed ids are what the writer encoded; a foreign writer's bad bytes still read
+        return bytes(self.id_bytes[self.id_offsets[index] : self.id_offsets[index + 1]]).decode(errors="replace")
+
+
+@dataclass
 class Trace:
     """A loaded trace: metadata plus the program that expands into its events."""
 
@@ -428,6 +490,8 @@ class Trace:
     core_uses: list[tuple[int, str]] = field(default_factory=list)  # every core written, in file order
     allocations: list[Allocation] = field(default_factory=list)  # in file order, so `first` ascends
     sites: list[str] = field(default_factory=list)  # site column -> the alloc's `site`, in file order
+    objects: ObjectTable | None = None  # a binary trace's objects (then ``allocations`` is empty)
+    events_file: str | None = None  # the binary file the events come from (then ``sources`` is empty)
 
     @property
     def n_events(self) -> int:
@@ -435,6 +499,8 @@ class Trace:
 
     @cached_property
     def n_objects(self) -> int:
+        if self.objects is not None:
+            return len(self.objects)
         return sum(a.count for a in self.allocations)
 
     @cached_property
@@ -449,11 +515,13 @@ class Trace:
 
     def object_name(self, index: int) -> str:
         """The id of object ``index``, with its ``{i}`` filled in."""
+        if self.objects is not None:
+            return self.objects.name(index)
         owner = self.allocation_of(index)
         return owner.name(index - owner.first)
 
     def object_site(self, index: int) -> str | None:
-        site = self.allocation_of(index).site
+        site = int(self.objects.site[index]) if self.objects is not None else self.allocation_of(index).site
         return self.sites[site] if site >= 0 else None
 
     def position_of_event(self, index: int) -> str:
@@ -461,6 +529,8 @@ class Trace:
         during replay)."""
         if not 0 <= index < self.n_events:
             raise IndexError(f"event {index} does not exist: the trace has {self.n_events} events")
+        if self.events_file is not None:
+            return f"{self.events_file}: event {index}"
         return self.sources[int(self.events(index, index + 1).src[0])]
 
     def events(self, start: int = 0, stop: int | None = None) -> Events:
@@ -482,3 +552,39 @@ class Trace:
                 raise UserError(
                     f"core {core} is out of range: the machine has {n_cores} cores (0-{n_cores - 1})", at
                 )
+
+
+class StreamedTrace(Trace):
+    """A trace replayed straight from a file of raw accesses as it is read (``memsim run
+    app.lackey``): ``read(chunk_size)`` yields its chunks. It has no objects, no source positions
+    and no random access; ``n_events`` counts the events delivered so far, so it is the trace's
+    length once ``chunks`` is exhausted. ``source`` is the file (progress bars follow how much of it
+    was read); ``stats`` what the reader reports about it, complete at the end."""
+
+    def __init__(self, name: str, path: str, sha256: str, source: Path, read: Callable[[int], Iterator[Events]],
+                 stats: Any = None):
+        super().__init__(name=name, root=Sequence([]), path=path, sha256=sha256)
+        self.source, self.read, self.stats = source, read, stats
+        self.delivered = 0
+        self.n_cores: int | None = None
+
+    @property
+    def n_events(self) -> int:
+        return self.delivered
+
+    def chunks(self, chunk_size: int = 1 << 20) -> Iterator[Events]:
+        for chunk in self.read(chunk_size):
+            if self.n_cores is not None and len(chunk):
+                beyond = np.flatnonzero(chunk.core >= self.n_cores)
+                if len(beyond):
+                    core = int(chunk.core[beyond[0]])
+                    raise UserError(
+                        f"core {core} is out of range: the machine has {self.n_cores} cores (0-{self.n_cores - 1})",
+                        f"{self.path}: event {self.delivered + int(beyond[0])}",
+                    )
+            self.delivered += len(chunk)
+            yield chunk
+
+    def check_cores(self, n_cores: int) -> None:
+        """The cores are known only as the file is read: ``chunks`` checks each one."""
+        self.n_cores = n_cores
