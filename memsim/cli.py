@@ -189,7 +189,7 @@ def convert(source: Path, target: Path, fmt: str | None, skip_bad_lines: bool, q
             stats = importers.ImportStats()
             records = importers.read_records(source, fmt, skip_bad_lines=skip_bad_lines, chunk_events=CHUNK_EVENTS,
                                              display=str(source), stats=stats)
-            with file_progress(source, not quiet, "converting") as advance:
+            with file_progress(source, lambda: stats.bytes_read, not quiet, "converting") as advance:
                 write_events(target, str(source), _advancing(records, advance), source.name)
             summary = _import_summary(stats, str(source))
     except KeyboardInterrupt:
@@ -331,7 +331,7 @@ def _progress(loaded, label: str, enabled: bool):
     from memsim.trace.program import StreamedTrace
 
     if isinstance(loaded, StreamedTrace):
-        return file_progress(loaded.source, enabled, label)
+        return file_progress(loaded.source, lambda: loaded.stats.bytes_read, enabled, label)
     return replay_progress(loaded.n_events, enabled, label)
 
 

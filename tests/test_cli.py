@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from memsim.atomic import atomic_file
 from memsim.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -220,6 +221,26 @@ def test_json_target_in_a_missing_folder_exits_2_and_leaves_nothing(tmp_path):
     result = invoke("run", EXAMPLE, "--quiet", "--json", tmp_path / "no" / "o.json")
     assert result.exit_code == 2
     assert not (tmp_path / "no").exists()
+
+
+def test_a_json_report_is_an_ordinary_file(tmp_path):
+    target = tmp_path / "o.json"
+    assert invoke("run", EXAMPLE, "--quiet", "--json", target).exit_code == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    assert "trace" in json.loads(target.read_text())
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # not the temporary's 0600
+
+
+@pytest.mark.parametrize("failure", [ValueError, KeyboardInterrupt])
+def test_an_atomic_write_that_fails_keeps_the_old_file_and_no_temporary(tmp_path, failure):
+    target = tmp_path / "o.json"
+    target.write_text("old")
+    with pytest.raises(failure):
+        with atomic_file(target) as file:
+            file.write("half")
+            raise failure()
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["o.json"]
 
 
 def test_numba_cache_falls_back_when_the_package_folder_is_read_only(tmp_path, monkeypatch):

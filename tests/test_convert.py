@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from memsim import cli
 from memsim.cli import main
 from memsim.formats import binary
 from memsim.formats.trace_file import load_trace
-from memsim.report.progress import _read_position
+from memsim.report import progress
 
 LACKEY = "==12== Lackey, an example Valgrind tool\n" + "".join(
     f"I  {0x400000 + 4 * i:08x},4\n L {0x1ffe000 + 64 * (i % 300):x},8\n S {0x5000 + 8 * (i % 7):x},8\n"
@@ -182,12 +183,19 @@ def test_the_written_file_has_ordinary_permissions(tmp_path):
     assert target.stat().st_mode & 0o044  # readable by others, as with any file the user writes (mkstemp: 0600)
 
 
-def test_progress_follows_the_readers_descriptor(tmp_path):
-    path = write(tmp_path, "big.lackey", LACKEY)
-    position = _read_position(path)
-    assert position() is None  # nobody has it open
-    with open(path, "rb", buffering=0) as f:
-        f.read(1000)
-        assert position() == 1000
-        f.read(500)
-        assert position() == 1500
+@pytest.mark.parametrize("command", ["convert", "run"])
+def test_the_byte_bar_follows_the_importers_bytes_read(tmp_path, monkeypatch, command):
+    source = write(tmp_path, "app.lackey", LACKEY * 3)
+    drawn = []
+
+    @contextmanager
+    def recording_bar(label, total, in_bytes):
+        assert in_bytes and total == source.stat().st_size
+        yield lambda completed, advance: drawn.append(completed)
+
+    monkeypatch.setattr(progress, "_bar", recording_bar)
+    monkeypatch.setattr(progress, "_worth_a_bar", lambda enabled, amount, minimum: enabled)
+    monkeypatch.setattr(cli, "CHUNK_EVENTS", 5000)
+    extra = ("-o", tmp_path / "app.mstrace") if command == "convert" else ("--machine", "example-4c")
+    assert invoke(command, source, *extra).exit_code == 0
+    assert len(drawn) == 5 and drawn == sorted(drawn) and drawn[-1] == source.stat().st_size  # 24,000 events

@@ -25,6 +25,7 @@ def read(path, fmt, **options) -> tuple[Events, ImportStats]:
     """All the chunks of a file, joined, and the stats."""
     stats = ImportStats()
     chunks = list(read_records(path, fmt, stats=stats, **options))
+    assert stats.bytes_read == Path(path).stat().st_size  # all of the file, as stored (gzip: compressed)
     if "chunk_events" in options:
         assert all(1 <= len(c) <= options["chunk_events"] for c in chunks)
     joined = Events(**{name: np.concatenate([getattr(c, name) for c in chunks]) for name in COLUMNS})
@@ -107,6 +108,18 @@ def test_stats_follow_the_stream():
     assert read(DATA / "sample.csv", "csv")[1] == SAMPLES["sample.csv"][2]
     list(read_records(DATA / "sample.csv", "csv", stats=stats))  # a second read starts afresh
     assert stats == SAMPLES["sample.csv"][2]
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_bytes_read_moves_with_the_blocks_up_to_the_file_size(tmp_path, packed):
+    rng = np.random.default_rng(7)  # random addresses: gzip cannot shrink the file to one read's worth
+    text = "".join(f"{i % 3} {a:x}\n" for i, a in enumerate(rng.integers(0, 1 << 40, 200_000))).encode()
+    stored = gzip.compress(text) if packed else text
+    path = write(tmp_path, stored, "t.din")
+    stats = ImportStats()
+    seen = [stats.bytes_read for _ in read_records(path, "din", stats=stats, chunk_events=1000, block_bytes=4096)]
+    assert 0 < seen[0] < len(stored) and seen == sorted(seen)
+    assert stats.bytes_read == len(stored) and stats.records == 200_000
 
 
 def test_crlf_and_a_missing_last_newline(tmp_path):

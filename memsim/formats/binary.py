@@ -20,15 +20,15 @@ import json
 import mmap
 import os
 import struct
-import tempfile
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, BinaryIO, Iterable
 
 import numpy as np
 
+from memsim.atomic import atomic_file
 from memsim.errors import UserError
 from memsim.trace.events import (
     COLUMNS,
@@ -449,44 +449,23 @@ class _Blocks:
 
 
 class BinaryWriter:
-    """Writes a binary trace to ``target`` from chunks of events of any size (``write``), then
-    ``finish``. Used as a context manager: leaving it without ``finish`` (an error, Ctrl-C) removes
-    the temporary file and leaves an existing ``target`` untouched. The objects' sizes, flags and
-    sites are known up front (``object_*``, one entry per object); their alloc events are found
-    as the events pass. ``display`` names the input in messages about bad events."""
+    """Writes a binary trace into ``file`` (open for writing in binary, at its start; ``target``
+    names it in messages) from chunks of events of any size (``write``), then ``finish``. The
+    objects' sizes, flags and sites are known up front (``object_*``, one entry per object); their
+    alloc events are found as the events pass. ``display`` names the input in messages about bad
+    events. ``write_events`` gives it a temporary file that replaces the target only once finished."""
 
-    def __init__(self, target: Path, display: str, *, object_size=(), object_flags=(), object_site=(),
-                 sites: list[str] = (), block_rows: int = BLOCK_ROWS):
-        self.target, self.display, self.sites, self.block_rows = Path(target), display, list(sites), block_rows
+    def __init__(self, file: BinaryIO, target: Path, display: str, *, object_size=(), object_flags=(),
+                 object_site=(), sites: list[str] = (), block_rows: int = BLOCK_ROWS):
+        self.file, self.target, self.display = file, target, display
+        self.sites, self.block_rows = list(sites), block_rows
         self.limits = _Limits.of(object_size, object_flags, object_site, None, len(self.sites), None)
         self.born = np.full(self.limits.n_objects, -1, np.int64)
         self.core_first: dict[int, int] = {}
         self.buffer = {name: np.empty(block_rows, COLUMNS[name]) for name in STORED_COLUMNS}
         self.filled = self.n_events = 0
         self.block_crcs: list[int] = []
-        self.file = self.temporary = None
-        self.finished = False
-
-    def __enter__(self) -> "BinaryWriter":
-        folder = self.target.parent
-        if self.target.is_dir():
-            raise UserError("is a directory, expected a file to write", str(self.target))
-        try:
-            fd, self.temporary = tempfile.mkstemp(dir=folder, prefix=f".{self.target.name}.", suffix=".tmp")
-        except OSError as e:
-            raise UserError(f"cannot write here: {e.strerror}", str(self.target)) from None
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 is for the temporary; the trace is an ordinary file
-        self.file = os.fdopen(fd, "wb")
         self._put(bytes(PREAMBLE.size))  # the preamble is written last, once its numbers are known
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if not self.finished:
-            if not self.file.closed:
-                self.file.close()
-            Path(self.temporary).unlink(missing_ok=True)
 
     def _put(self, data, crc: int = 0) -> int:
         """Write ``data``; return the CRC-32 continued from ``crc``."""
@@ -557,8 +536,8 @@ class BinaryWriter:
                 self.core_first[c] = first + int(np.argmax(owned & (core == c)))
 
     def finish(self, name: str, allocator: dict[str, Any], object_ids: Iterable[str]) -> None:
-        """Write the footer and the preamble and put the file in place. ``object_ids`` gives one
-        id per object, in object order (it is read once, as it is written)."""
+        """Write the footer and the preamble. ``object_ids`` gives one id per object, in object
+        order (it is read once, as it is written)."""
         if self.filled:
             self._flush()
         footer_offset = self.file.tell()
@@ -581,14 +560,6 @@ class BinaryWriter:
         except OSError as e:
             raise UserError(f"cannot write: {e.strerror}", str(self.target)) from None
         self._put(head + struct.pack("<I", zlib.crc32(head)))
-        try:
-            self.file.flush()
-            os.fsync(self.file.fileno())
-            self.file.close()
-            os.replace(self.temporary, self.target)
-        except OSError as e:
-            raise UserError(f"cannot write: {e.strerror}", str(self.target)) from None
-        self.finished = True
 
     def _put_strings(self, strings: Iterable[str], crc: int, count: int | None = None) -> int:
         """A string table: for the sites, offsets then bytes; for the object ids (``count`` of them,
@@ -623,12 +594,13 @@ def write_events(target: Path, display: str, chunks: Iterable[Events], name: str
     ``objects`` is (size, flags, site), arrays with one entry per object; ``object_ids`` their ids
     (read only once the events are written, so a generator stays cheap)."""
     size, flags, site = objects
-    with BinaryWriter(target, display, object_size=size, object_flags=flags, object_site=site, sites=sites,
-                      block_rows=block_rows) as writer:
+    with atomic_file(target, "wb") as file:  # an error or Ctrl-C midway leaves an existing target as it was
+        writer = BinaryWriter(file, Path(target), display, object_size=size, object_flags=flags, object_site=site,
+                              sites=sites, block_rows=block_rows)
         for chunk in chunks:
             writer.write(chunk)
         writer.finish(name, allocator or {"model": "none"}, object_ids)
-        return writer.n_events
+    return writer.n_events
 
 
 def write_trace(trace: Trace, target: Path, chunks: Iterable[Events] | None = None,

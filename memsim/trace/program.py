@@ -558,8 +558,9 @@ class StreamedTrace(Trace):
     """A trace replayed straight from a file of raw accesses as it is read (``memsim run
     app.lackey``): ``read(chunk_size)`` yields its chunks. It has no objects, no source positions
     and no random access; ``n_events`` counts the events delivered so far, so it is the trace's
-    length once ``chunks`` is exhausted. ``source`` is the file (progress bars follow how much of it
-    was read); ``stats`` what the reader reports about it, complete at the end."""
+    length once ``chunks`` is exhausted. ``source`` is the file; ``stats`` what the reader reports
+    about it, complete at the end (its ``bytes_read``, how much of ``source`` has been read, moves
+    progress bars as it goes)."""
 
     def __init__(self, name: str, path: str, sha256: str, source: Path, read: Callable[[int], Iterator[Events]],
                  stats: Any = None):
