@@ -64,3 +64,38 @@ def _remove_other_versions(parent: Path, keep: str) -> None:
     for old in parent.glob("numba-*"):
         if old.name != keep and old.is_dir():
             shutil.rmtree(old, ignore_errors=True)
+
+
+def share_scopes_when_inlining() -> None:
+    """Make Numba's inliner copy a function's variable scope cheaply (compile time only).
+
+    Numba inlines a callee (``inline="always"``) by deep-copying its IR one block at a time, and
+    every block's copy deep-copies the whole variable scope again: time grows with blocks x
+    variables, and for the replay kernel, whose inlined callees are large, that copying was about
+    half of the first run's compile time. Copying a scope's tables without re-creating each
+    variable gives the inliner the same IR (it only reads the callee's variables to rename them
+    into the caller's scope). Applied only to a Scope with exactly the attributes this was checked
+    against; any other Numba compiles as it ships, just slower.
+    """
+    import copy
+
+    from numba.core import ir
+
+    if getattr(ir.Scope, "_memsim_shared", False):
+        return
+    probe = ir.Scope(None, ir.Loc("", 0))
+    if set(vars(probe)) != {"parent", "localvars", "loc", "redefined", "var_redefinitions"} or set(
+            vars(probe.localvars)) != {"_con"}:
+        return
+
+    def copy_scope(scope, memo):
+        new = copy.copy(scope)
+        new.localvars = copy.copy(scope.localvars)
+        new.localvars._con = dict(scope.localvars._con)
+        new.redefined = copy.copy(scope.redefined)
+        new.var_redefinitions = copy.deepcopy(scope.var_redefinitions, memo)
+        memo[id(scope)] = new
+        return new
+
+    ir.Scope.__deepcopy__ = copy_scope
+    ir.Scope._memsim_shared = True

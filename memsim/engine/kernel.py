@@ -110,7 +110,10 @@ from memsim.models.hierarchy import (
     UNTRACKED,
 )
 from memsim.machine import PROTOCOLS
+from memsim.numba_cache import share_scopes_when_inlining
 from memsim.trace.events import OP_IFETCH, OP_READ, OP_RMW, OP_WRITE
+
+share_scopes_when_inlining()  # before anything here compiles
 
 LRU, PLRU, FIFO, RANDOM, SRRIP = 0, 1, 2, 3, 4
 NINE, INCLUSIVE, EXCLUSIVE = 0, 1, 2

@@ -824,6 +824,9 @@ def _kernels() -> dict:
     if _KERNELS is None:
         import numba
 
+        from memsim.numba_cache import share_scopes_when_inlining
+
+        share_scopes_when_inlining()
         jit = numba.njit(cache=True, nogil=True, error_model="numpy")  # nogil: parse while _ReadAhead reads
         # Numba finds a kernel's callees in the module's globals when it compiles the kernel, so
         # the helpers are replaced by their jitted selves first.

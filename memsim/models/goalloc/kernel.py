@@ -40,6 +40,7 @@ from memsim.models.goalloc.sizeclasses import (
     TINY_CLASS,
     TINY_SIZE,
 )
+from memsim.numba_cache import share_scopes_when_inlining
 from memsim.trace.events import FLAG_POINTERS, OP_ALLOC, OP_FREE, OP_GC, OP_IFETCH
 
 HEAP_BASE = 0xC000000000
@@ -90,6 +91,7 @@ CS_FIELDS = 6
 # allocation's path inlined: both cost more than the allocation itself otherwise.
 jit = njit(cache=True, _nrt=False, error_model="numpy")
 jit_inline = njit(cache=True, _nrt=False, error_model="numpy", inline="always")
+share_scopes_when_inlining()  # before anything here compiles
 
 
 @jit
