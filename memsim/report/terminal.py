@@ -27,7 +27,8 @@ def _cores(cores: tuple[int, ...]) -> str:
 
 def print_run(result: RunResult, console: Console) -> None:
     m = result.machine
-    title = f"[bold]{result.trace.name}[/] on [bold]{m['name']}[/] ({m['cores']} cores, {m['line_size']} B lines)"
+    cores = f"{m['cores']} core" + ("s" if m["cores"] != 1 else "")
+    title = f"[bold]{result.trace.name}[/] on [bold]{m['name']}[/] ({cores}, {m['line_size']} B lines)"
     console.print(title)
     console.print(f"{_n(result.trace.events)} events, {_n(result.accesses)} accesses")
     if result.partial:
@@ -35,8 +36,8 @@ def print_run(result: RunResult, console: Console) -> None:
 
     console.print("MPKI: misses per 1,000 core accesses")
     # Cachegrind counts an access once per level whatever lines it touches (docs/cachegrind.md)
-    unit = "accesses, as Cachegrind counts them" if m["counting"] == "cachegrind" else "line pieces"
-    levels = Table(title=f"Caches (counts are {unit}; miss rate is local)", title_justify="left")
+    counted = "accesses counted as Cachegrind does" if m["counting"] == "cachegrind" else "counts are line pieces"
+    levels = Table(title=f"Caches ({counted}; miss rate is local)", title_justify="left")
     # Columns that are zero on every row (no write-backs in a read-only trace, no fills without an
     # exclusive level) are left out, so the table fits a terminal.
     optional = ("writebacks", "writebacks_in", "fills", "back_invalidations")
