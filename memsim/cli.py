@@ -294,7 +294,14 @@ def _open_trace(path: Path, fmt: str | None, skip_bad_lines: bool):
     if fmt is None:
         if skip_bad_lines:
             raise UserError("applies only to lackey, din and CSV traces", "--skip-bad-lines")
-        return load_trace(path)
+        try:
+            return load_trace(path)
+        except UserError as e:
+            if path.suffix.lower() in (".yaml", ".yml", ".mstrace"):
+                raise
+            # a foreign trace under a name that does not say its format reads as bad YAML: say so
+            raise UserError(f"{e.message}; memsim read this file as a YAML trace because its name does not say "
+                            "otherwise: give --from lackey|din|csv, or name it .lackey, .din or .csv", e.where) from None
     _check_format(fmt, importers.FORMATS)
     return _streamed(path, fmt, skip_bad_lines)
 

@@ -290,3 +290,13 @@ def test_counting_option_rejects_a_machine_cachegrind_cannot_model(tmp_path):
     assert result.exit_code == 2
     assert result.output.startswith("error: --counting: machine 'intel-golden-cove': levels[2].sets (L3): Cachegrind "
                                     "simulates power-of-two set counts only")
+
+
+def test_a_foreign_trace_under_an_unknown_name_gets_a_hint(tmp_path):
+    trace = write(tmp_path, "I  04000b40,3\n L 1ffefffd78,8\n", "trace.txt")
+    result = invoke("run", trace)
+    assert result.exit_code == 2
+    assert result.output.startswith(f"error: {trace}")
+    assert result.output.rstrip().endswith("memsim read this file as a YAML trace because its name does not say "
+                                           "otherwise: give --from lackey|din|csv, or name it .lackey, .din or .csv")
+    assert invoke("run", trace, "--from", "lackey", "-q").exit_code == 0
