@@ -22,13 +22,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from memsim.engine.counters import C_ACCESSES, C_EVICTIONS, C_HITS, C_MISSES, HM_HITS, HM_MISSES, K_ACCESSES, \
+from memsim.engine.counters import C_EVICTIONS, C_HITS, C_MISSES, HM_HITS, HM_MISSES, K_ACCESSES, \
     K_CYCLES, M_READS, Counters
 from memsim.errors import UserError
 from memsim.machine import cachegrind_misfits, describe_misfit
 from memsim.models.hierarchy import F_LATENCY, F_SET_MASK, F_SLOT_BASE, F_SPEC, F_WAYS, KIND_DATA, \
     KIND_INSTRUCTIONS, CacheState, Hierarchy
-from memsim.trace.events import OP_IFETCH, OP_READ, OP_RMW, OP_WRITE, Events
+from memsim.trace.events import OP_IFETCH, OP_READ, OP_RMW, OP_WRITE
 
 EMPTY = -1
 
@@ -119,21 +119,20 @@ def start(hierarchy: Hierarchy, state: CacheState) -> None:
     state.slots[hierarchy.config[:, F_SLOT_BASE]] = 0
 
 
-def feed(hierarchy: Hierarchy, state: CacheState, counters: Counters, events: Events, addr: np.ndarray,
+def feed(hierarchy: Hierarchy, state: CacheState, counters: Counters, columns: list[np.ndarray],
          first_event: int) -> None:
-    """Replay one chunk (``addr``: its absolute addresses) whose first event is ``first_event`` of the
-    trace; a replay starts with ``first_event`` 0."""
+    """Replay one chunk (contiguous op, core, size and absolute address columns) whose first event
+    is ``first_event`` of the trace; a replay starts with ``first_event`` 0."""
     if first_event == 0:
         start(hierarchy, state)
-    columns = [np.ascontiguousarray(a) for a in (events.op, events.core, events.size, addr)]
     machine = hierarchy.machine
     done = replay_cachegrind(*columns, hierarchy.config, hierarchy.path, state.slots, counters.cache,
                              counters.core_level, counters.memory, counters.core,
                              machine.line_size.bit_length() - 1, machine.memory_latency)
-    counters.cache[:, C_ACCESSES] = counters.cache[:, C_HITS] + counters.cache[:, C_MISSES]
-    if done < len(events):
+    if done < len(columns[0]):
+        _, _, size, addr = columns
         raise UserError(
-            f"event {first_event + done}: an instruction fetch of {int(events.size[done])} bytes at "
+            f"event {first_event + done}: an instruction fetch of {int(size[done])} bytes at "
             f"{int(addr[done]):#x} covers more than two {machine.line_size}-byte lines; Cachegrind stops on "
             "such an access (\"item straddles more than two cache sets\"), so counting: cachegrind cannot "
             "replay it"

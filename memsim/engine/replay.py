@@ -45,22 +45,30 @@ class Replay:
             except AllocatorError as e:
                 e.event += self.events  # the index in the whole trace
                 raise
-        h, s, k, t = self.hierarchy, self.state, self._counters, self.tables
+        h = self.hierarchy
+        columns = [np.ascontiguousarray(a) for a in (events.op, events.core, events.size, addr)]
         if h.machine.counting == "cachegrind":
             from memsim.engine import cachegrind  # compiled only for machines that count this way
 
-            cachegrind.feed(h, s, k, events, addr, self.events)
-            self.events += len(events)
-            return
+            cachegrind.feed(h, self.state, self._counters, columns, self.events)
+        else:
+            self._replay(columns)
+        # The kernels count hits and misses; a lookup is one or the other (design.md).
+        k = self._counters
+        k.cache[:, C_ACCESSES] = k.cache[:, C_HITS] + k.cache[:, C_MISSES]
+        self.events += len(events)
+
+    def _replay(self, columns: list[np.ndarray]) -> None:
+        """One chunk (op, core, size and absolute address columns) through memsim's counting."""
         from memsim.engine.kernel import replay_chunk  # numba loads only when a replay runs
 
+        h, s, k, t = self.hierarchy, self.state, self._counters, self.tables
         coherence = h.machine.coherence
-        columns = [np.ascontiguousarray(a) for a in (events.op, events.core, events.size, addr)]
         # the most line pieces one event of this chunk can have (size s: at most 1 + ceil((s - 1) / line))
         line_size = 1 << self._line_shift
-        per_event = (int(events.size.max(initial=1)) + 2 * line_size - 2) // line_size
+        per_event = (int(columns[2].max(initial=1)) + 2 * line_size - 2) // line_size
         start = 0
-        while start < len(events):
+        while start < len(columns[0]):
             t.make_room(per_event)
             done = start + replay_chunk(
                 *(a[start:] for a in columns),
@@ -77,9 +85,6 @@ class Replay:
                     f"(line {int(t.info[I_ERROR_LINE]) << self._line_shift:#x}) on {h.machine.name}"
                 )
             start = done
-        # The kernel counts hits and misses; a lookup is one or the other (design.md).
-        k.cache[:, C_ACCESSES] = k.cache[:, C_HITS] + k.cache[:, C_MISSES]
-        self.events += len(events)
 
     @property
     def counters(self) -> Counters:

@@ -395,7 +395,7 @@ class Stored(Node):
         for k in range(start // B, (stop - 1) // B + 1):
             lo, hi = max(start, k * B) - k * B, min(stop, (k + 1) * B) - k * B
             block = self.block(k)
-            parts.append(Events(**{name: column[lo:hi] for name, column in block.columns().items()}))
+            parts.append(block.take(slice(lo, hi)))  # views, no copy
         return _concatenate(parts)
 
 
