@@ -108,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from memsim.engine.counters import COHERENCE_COUNTERS
     from memsim.engine.replay import Replay
+    from memsim.engine.tables import I_HIST_USED, I_ROWS_USED, PAGE_LINES
 
     info = machine_info()
     print(f"CPU: {info['cpu']}, {info['cores']} cores ({info['usable_cores']} usable), "
@@ -126,10 +127,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"c2c {coherence['c2c_transfers']:,}")
     tables = run.tables
     lines = tables.tracked_lines()
-    history_bytes = tables.history.nbytes
-    rows = int(tables.info[3])
-    print(f"classification memory: {lines:,} lines tracked, history {history_bytes / MIB:.1f} MiB "
-          f"({history_bytes / lines:.0f} B per tracked line at this table size, {8 * tables.history_width} B per row); "
+    pages = int(tables.info[I_HIST_USED])
+    history_bytes = pages * PAGE_LINES * 8 * tables.history_width
+    rows = int(tables.info[I_ROWS_USED])
+    print(f"classification memory: {lines:,} lines tracked in {pages:,} history pages, {history_bytes / MIB:.1f} MiB "
+          f"({history_bytes / lines:.0f} B per tracked line, {8 * tables.history_width} B per record); "
           f"{rows} sharing rows of {8 * tables.sharing.shape[1]} B")
     shadow_state = Replay(machine(True)).state
     shadow_bytes = shadow_state.shadow_nodes.nbytes + shadow_state.shadow_buckets.nbytes

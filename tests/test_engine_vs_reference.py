@@ -124,19 +124,21 @@ def test_long_traces_match_reference(name, chunk_size):
 
 
 def test_tables_grow_in_the_middle_of_a_chunk():
-    """Over 8,192 lines (the history's first limit) and 256 lines with coherence activity (the
-    first sharing rows) in one chunk: the kernel stops, the tables grow, the replay goes on."""
-    from memsim.engine.tables import FIRST_HISTORY_ROWS, FIRST_SHARING_ROWS
-
+    """Over 256 history pages of lines (the history's first room) and 256 lines with coherence
+    activity (the first sharing rows) in one chunk: the kernel stops, the tables grow, the replay
+    goes on."""
     from memsim.engine.replay import Replay
-    from memsim.engine.tables import I_HIST_LIMIT
+    from memsim.engine.tables import FIRST_HISTORY_PAGES, FIRST_SHARING_ROWS, I_HIST_LIMIT, I_HIST_USED, PAGE_LINES
 
     machine = Machine(name="big", cores=4, line_size=16, memory_latency=100, levels=(
         (C("L1", 128, 4, 1),), (C("L2", 256, 4, 8, shared_by=2),), (C("L3", 256, 8, 30, shared_by=4),)))
     limit = int(Replay(machine).tables.info[I_HIST_LIMIT])
-    assert limit == FIRST_HISTORY_ROWS // 2  # so that the trace below outgrows it
-    events = long_trace(machine, 40_000, lines=limit + 2_000, seed=7)
-    got = replay_counters(machine, events, check=True)
+    assert limit == FIRST_HISTORY_PAGES  # so that the trace below outgrows it
+    events = long_trace(machine, 40_000, lines=(limit + 30) * PAGE_LINES, seed=7)
+    run = Replay(machine, check=True)
+    run.feed(events)
+    assert run.tables.info[I_HIST_USED] > limit
+    got = run.counters
     assert len(got.sharing) > FIRST_SHARING_ROWS
     assert_same(machine, events, got, simulate(machine, events))
 

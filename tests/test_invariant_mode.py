@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from memsim.engine.replay import InvariantError, Replay
-from memsim.engine.tables import HIST_BITS, HIST_KEY
+from memsim.engine.tables import HIST_BITS, I_HIST_PAGES, I_HIST_USED
 from memsim.machine import Cache, Machine
 from memsim.trace.events import NO_OBJECT, OP_READ, OP_WRITE, Events
 
@@ -55,8 +55,8 @@ def test_an_exclusive_copy_beside_another_copy_is_caught():
 
 def test_a_copy_the_history_does_not_know_is_caught():
     run = shared_line()
-    history, width = run.tables.history, run.tables.history_width
-    row = int(np.flatnonzero(history[HIST_KEY::width] == 0 + 1)[0]) * width  # keys are line + 1
-    history[row + HIST_BITS] = 0  # no cache has ever held line 0, says the history
+    tables = run.tables
+    assert tables.info[I_HIST_USED] == 1  # one page, the first: line 0's record is its first
+    tables.history[tables.info[I_HIST_PAGES] + HIST_BITS] = 0  # no cache has ever held line 0, says the history
     with pytest.raises(InvariantError, match="history says it never held it"):
         run.feed(events((OP_READ, 1, 0)))

@@ -63,12 +63,13 @@ from memsim.engine.counters import (
 from memsim.engine.tables import (
     EMPTY,
     HIST_BITS,
-    HIST_KEY,
     HIST_ROW,
     I_CHECK,
     I_ERROR,
     I_ERROR_LINE,
     I_HIST_LIMIT,
+    I_HIST_MASK,
+    I_HIST_PAGES,
     I_HIST_USED,
     I_HIST_WIDTH,
     I_MASK_WORDS,
@@ -79,6 +80,8 @@ from memsim.engine.tables import (
     MODE_OPEN_TRUE,
     MODE_OPEN_UNDECIDED,
     NO_ROW,
+    PAGE_MASK,
+    PAGE_SHIFT,
 )
 from memsim.models.hierarchy import (
     F_CORE_COUNT,
@@ -183,11 +186,19 @@ def _put(typingctx, array, index, value):
     return types.void(array, index, value), codegen
 
 
-@jit_inline
-def _cfg(cfg, c, field):
+@intrinsic
+def _cfg(typingctx, cfg, c, field):
     """Field ``field`` (an ``F_*``/``L_*`` column) of instance ``c``: ``cfg`` is the flattened
-    ``Hierarchy.config``, read without negative-index handling."""
-    return _word(cfg, c * N_FIELDS + field)
+    ``Hierarchy.config``, read without negative-index handling. An intrinsic, not an inlined
+    function: it is used hundreds of times, and each inlined copy costs compile time."""
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(cfg)(context, builder, args[0])
+        row = builder.mul(context.cast(builder, args[1], signature.args[1], types.int64), ir.IntType(64)(N_FIELDS))
+        index = builder.add(row, context.cast(builder, args[2], signature.args[2], types.int64))
+        return builder.load(cgutils.get_item_pointer(context, builder, cfg, ary, [index], wraparound=False))
+
+    return cfg.dtype(cfg, c, field), codegen
 
 
 @jit_inline
@@ -251,12 +262,27 @@ def _on_hit(cfg, slots, rrpv, plru, c, base, slot):
     return slot
 
 
+@intrinsic
+def _move(typingctx, array, to, start, count):
+    """Copy ``count`` words of ``array`` from ``start`` to ``to``; the ranges may overlap (one
+    memmove: shifting a 16-way set word by word cost more than the rest of a lookup)."""
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(array)(context, builder, args[0])
+        target = cgutils.get_item_pointer(context, builder, array, ary, [args[1]], wraparound=False)
+        source = cgutils.get_item_pointer(context, builder, array, ary, [args[2]], wraparound=False)
+        item_size = context.get_abi_sizeof(context.get_data_type(array.dtype))
+        cgutils.raw_memmove(builder, target, source, builder.mul(args[3], args[3].type(item_size)), 1)
+        return context.get_dummy_value()
+
+    return types.void(array, to, start, count), codegen
+
+
 @jit_inline
 def _shift_down(slots, base, slot):
     """Move the words of ``base .. slot-1`` one place towards the back, over ``slot``."""
-    while slot > base:
-        _put(slots, slot, _word(slots, slot - 1))
-        slot -= 1
+    if slot > base:  # most hits are on the front word already: no call at all
+        _move(slots, base + 1, base, slot - base)
 
 
 @jit_inline
@@ -264,9 +290,7 @@ def _remove(cfg, slots, c, base, slot):
     """Invalidate a slot (ordered sets keep their invalid words at the back)."""
     if _ordered(cfg, c):
         last = base + _cfg(cfg, c, F_WAYS) - 1
-        while slot < last:
-            _put(slots, slot, _word(slots, slot + 1))
-            slot += 1
+        _move(slots, slot, slot + 1, last - slot)
         slots[last] = INVALID
     else:
         slots[slot] = INVALID
@@ -344,25 +368,35 @@ def _bucket(line, mask):
 
 
 @jit_inline
-def _history_row(history, info, line):
-    """Offset of ``line``'s row in the history, inserted (never held anywhere) if new. The
-    replay loop keeps the table at most half full, so the probe always ends."""
-    width = info[I_HIST_WIDTH]
-    mask = history.shape[0] // width - 1
-    b = _bucket(line, mask)
+def _page_bucket(history, info, page):
+    """The page table bucket (at the front of ``history``) holding ``page``, or the free bucket
+    where it would go. The replay loop keeps the table at most half full, so the probe ends."""
+    mask = info[I_HIST_MASK]
+    b = _bucket(page, mask)
     while True:
-        at = b * width
-        key = _word(history, at + HIST_KEY)
-        if key == line + 1:
-            return at
-        if key == EMPTY:
-            history[at + HIST_KEY] = line + 1
-            history[at + HIST_ROW] = NO_ROW
-            for w in range(at + HIST_BITS, at + width):
-                history[w] = 0
-            info[I_HIST_USED] += 1
-            return at
+        key = _word(history, 2 * b)
+        if key == page + 1 or key == EMPTY:
+            return b
         b = (b + 1) & mask
+
+
+@jit_inline
+def _history_row(history, info, line):
+    """Offset of ``line``'s record in the history. A page seen for the first time is added, all
+    zeros: no cache has held any of its lines, none has a sharing row."""
+    page = line >> PAGE_SHIFT
+    b = _page_bucket(history, info, page)
+    if _word(history, 2 * b) == EMPTY:
+        history[2 * b] = page + 1
+        history[2 * b + 1] = info[I_HIST_USED]
+        info[I_HIST_USED] += 1
+    return _record(info, _word(history, 2 * b + 1), line)
+
+
+@jit_inline
+def _record(info, page_index, line):
+    """Offset of ``line``'s record in the history, its page being page ``page_index``."""
+    return info[I_HIST_PAGES] + ((page_index << PAGE_SHIFT) + (line & PAGE_MASK)) * info[I_HIST_WIDTH]
 
 
 @jit_inline
@@ -404,18 +438,18 @@ def _mark_invalidated(history, at, c):
 
 
 @jit
-def rehash_history(old, new, width):
-    """Move every row of ``old`` into the (larger, empty) history ``new``."""
-    mask = new.shape[0] // width - 1
-    for at in range(0, old.shape[0], width):
-        key = old[at + HIST_KEY]
+def rehash_pages(old, new, old_buckets, new_mask):
+    """Enter every page of the page table at the front of ``old`` into the (larger, empty) one at
+    the front of ``new``."""
+    for b in range(old_buckets):
+        key = old[2 * b]
         if key == EMPTY:
             continue
-        b = _bucket(key - 1, mask)
-        while new[b * width + HIST_KEY] != EMPTY:
-            b = (b + 1) & mask
-        for w in range(width):
-            new[b * width + w] = old[at + w]
+        n = _bucket(key - 1, new_mask)
+        while new[2 * n] != EMPTY:
+            n = (n + 1) & new_mask
+        new[2 * n] = key
+        new[2 * n + 1] = old[2 * b + 1]
 
 
 # ---- Conflict shadows: one fully associative LRU list per cache instance ------------------------
@@ -542,17 +576,17 @@ def _mode_column(info, core):
 
 
 @jit
-def _ensure_row(history, info, sharing, at):
-    """The sharing row of the line whose history row is at ``at``, created empty if it has none."""
-    row = history[at + HIST_ROW]
-    if row >= 0:
+def _ensure_row(history, info, sharing, at, line):
+    """The sharing row of ``line`` (its history record at ``at``), created empty if it has none."""
+    row = history[at + HIST_ROW] - 1
+    if row != NO_ROW:
         return row
     row = info[I_ROWS_USED]
     info[I_ROWS_USED] += 1
     for k in range(sharing.shape[1]):
         sharing[row, k] = 0
-    sharing[row, S_LINE] = history[at + HIST_KEY] - 1
-    history[at + HIST_ROW] = row
+    sharing[row, S_LINE] = line
+    history[at + HIST_ROW] = row + 1
     return row
 
 
@@ -778,7 +812,7 @@ def _invalidate_others(cfg, slots, coherence, core_cfg, links, history, info, sh
             if at < 0:
                 at = _history_row(history, info, line)
             _mark_invalidated(history, at, c)
-            row = _ensure_row(history, info, sharing, at)
+            row = _ensure_row(history, info, sharing, at, line)
             first = _cfg(cfg, c, F_FIRST_CORE)
             for loser in range(first, first + _cfg(cfg, c, F_CORE_COUNT)):
                 _lose_copy(sharing, info, coherence, row, loser, lo, hi)
@@ -882,7 +916,7 @@ def _piece(cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_leve
     participant = _cfg(cfg, server, F_PARTICIPANT) if server >= 0 else UNTRACKED
     private = 0 <= participant < path.shape[0]
     has_others = core_cfg[core, L_INVALIDATE_END] > core_cfg[core, L_INVALIDATE_START]
-    row_before = history[at + HIST_ROW] if at >= 0 else NO_ROW
+    row_before = history[at + HIST_ROW] - 1 if at >= 0 else NO_ROW
 
     exclusive = 0  # the exclusive bit of the core's copies after this piece
     alone = True  # no tracked cache outside the core's paths holds the line
@@ -993,8 +1027,8 @@ def _piece(cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_leve
 
     if at >= 0:
         if transferred:
-            _ensure_row(history, info, sharing, at)
-        row = history[at + HIST_ROW]
+            _ensure_row(history, info, sharing, at, line)
+        row = history[at + HIST_ROW] - 1
         if row >= 0:
             stall = 0
             if coherence_miss or upgraded:
@@ -1088,8 +1122,9 @@ def _prefetch_sets(cfg, path, slots, history, info, op, core, addr, line_shift, 
         base = _set_base(cfg, c, line)
         _prefetch(slots, base)
         _prefetch(slots, base + _cfg(cfg, c, F_WAYS) - 1)
-    width = info[I_HIST_WIDTH]
-    _prefetch(history, _bucket(line, history.shape[0] // width - 1) * width)
+    b = _page_bucket(history, info, line >> PAGE_SHIFT)
+    if _word(history, 2 * b) != EMPTY:
+        _prefetch(history, _record(info, _word(history, 2 * b + 1), line))
 
 
 @jit

@@ -1,11 +1,15 @@
 """The replay's growing tables, shared by the kernel and its Python side (docs/engine.md, "How
 the kernel stores this"): the line history that classifies misses, and the sharing rows.
 
-``history`` is a flat open-addressing hash table with one row of ``history_width`` int64 words per
-line ever held by any cache: the line + 1 (``EMPTY`` = 0: a free row, so a new table is all zeros
-and the system hands its pages over only when they are touched), the line's sharing row (or
-``NO_ROW``), then two bits per cache instance packed 32 instances to a word: bit ``i`` = instance
-``i`` has held the line, bit ``32 + i`` = its last copy was dropped by another core's write.
+``history`` is one flat int64 array: a page table, then the pages. A page holds a record of
+``history_width`` words for each of ``PAGE_LINES`` consecutive lines: the line's sharing row + 1
+(0: none), then two bits per cache instance packed 32 instances to a word: bit ``i`` = instance
+``i`` has held the line, bit ``32 + i`` = its last copy was dropped by another core's write. A page
+is added, all zeros, when a cache first holds one of its lines. The page table is an
+open-addressing hash table of ``2 * pages`` buckets of two words: the page number + 1 (``EMPTY`` =
+0: a free bucket) and the page's index. Real programs touch memory in runs, so a page of records
+costs less than a hash row per line (no key, no empty rows) and a stream of new lines writes
+its records in order.
 
 ``sharing`` holds one row per line with coherence activity: the public columns of
 ``memsim.engine.counters`` (``sharing_width``), then per core the private Dubois state: the mode
@@ -29,13 +33,18 @@ from memsim.engine.counters import (
 
 EMPTY = 0
 NO_ROW = -1
-HIST_KEY, HIST_ROW, HIST_BITS = 0, 1, 2
+HIST_ROW, HIST_BITS = 0, 1  # a line's record: its sharing row + 1, then the bits
+PAGE_SHIFT = 6  # 64 lines to a history page
+PAGE_LINES = 1 << PAGE_SHIFT
+PAGE_MASK = PAGE_LINES - 1
 MODE_NONE, MODE_LOST, MODE_OPEN_UNDECIDED, MODE_OPEN_TRUE = range(4)
 
 (
-    I_HIST_USED,  # rows of the history in use
-    I_HIST_LIMIT,  # the most rows in use before the table is grown (MAX_LOAD of its rows)
-    I_HIST_WIDTH,
+    I_HIST_USED,  # pages of the history in use
+    I_HIST_LIMIT,  # the pages it has room for (its page table has twice as many buckets)
+    I_HIST_MASK,  # page table buckets - 1 (a power of two)
+    I_HIST_PAGES,  # offset of page 0 in the history (after the page table)
+    I_HIST_WIDTH,  # words of a line's record
     I_ROWS_USED,  # sharing rows in use
     I_SHADOW,  # 1: the conflict shadows are on
     I_MASK_WORDS,
@@ -43,8 +52,8 @@ MODE_NONE, MODE_LOST, MODE_OPEN_UNDECIDED, MODE_OPEN_TRUE = range(4)
     I_CHECK,  # 1: check the protocol invariants after every piece
     I_ERROR,  # the first invariant found broken (INVARIANTS index + 1), 0 = none
     I_ERROR_LINE,
-) = range(10)
-N_INFO = 10
+) = range(12)
+N_INFO = 12
 
 # what I_ERROR = k + 1 means: the invariants of docs/coherence.md the debug mode checks after each piece
 INVARIANTS = (
@@ -55,8 +64,7 @@ INVARIANTS = (
     "a cache holds the line but its history says it never held it or lost it",
 )
 
-MAX_LOAD = 0.5  # the history is grown before it could be fuller than this
-FIRST_HISTORY_ROWS = 1 << 14
+FIRST_HISTORY_PAGES = 1 << 8
 FIRST_SHARING_ROWS = 1 << 8
 
 
@@ -73,27 +81,34 @@ class Tables:
         self.info[I_MASK_WORDS] = self.words
         self.info[I_PUBLIC_WIDTH] = self.public_width
         self.info[I_CHECK] = check
-        # every line in a cache has a row: start big enough for full caches (untouched pages cost nothing)
-        self.history = self._new_history(max(FIRST_HISTORY_ROWS, 1 << (int(cache_lines / MAX_LOAD) - 1).bit_length()))
+        # room for full caches of dense lines at first (memory untouched costs nothing); sparse lines grow it
+        self.history = self._new_history(max(FIRST_HISTORY_PAGES, 1 << (cache_lines // PAGE_LINES).bit_length()))
         self.sharing = np.zeros((FIRST_SHARING_ROWS, self.public_width + cores * (1 + self.words)), np.int64)
 
-    def _new_history(self, rows: int) -> np.ndarray:
-        history = np.zeros(rows * self.history_width, np.int64)
-        self.info[I_HIST_LIMIT] = int(rows * MAX_LOAD)
-        return history
+    def _new_history(self, pages: int) -> np.ndarray:
+        """An empty history with room for ``pages`` pages (a power of two); zeros, so the system
+        hands its memory over only as it is touched."""
+        buckets = 2 * pages
+        self.info[I_HIST_LIMIT] = pages
+        self.info[I_HIST_MASK] = buckets - 1
+        self.info[I_HIST_PAGES] = 2 * buckets
+        return np.zeros(2 * buckets + pages * PAGE_LINES * self.history_width, np.int64)
 
     def make_room(self, pieces: int) -> None:
         """Grow, if needed, so that ``pieces`` more line pieces fit (doubling: the tables grow as
         often as the lines they track double)."""
-        from memsim.engine.kernel import rehash_history
+        from memsim.engine.kernel import rehash_pages
 
         info = self.info
-        rows = len(self.history) // self.history_width
-        while info[I_HIST_USED] + pieces > info[I_HIST_LIMIT]:
-            rows *= 2
-            old = self.history
-            self.history = self._new_history(rows)
-            rehash_history(old, self.history, self.history_width)
+        if info[I_HIST_USED] + pieces > info[I_HIST_LIMIT]:  # a piece adds at most one page
+            pages = int(info[I_HIST_LIMIT])
+            while info[I_HIST_USED] + pieces > pages:
+                pages *= 2
+            old, old_buckets, old_start = self.history, int(info[I_HIST_MASK]) + 1, int(info[I_HIST_PAGES])
+            self.history = self._new_history(pages)
+            start, used_words = int(info[I_HIST_PAGES]), int(info[I_HIST_USED]) * PAGE_LINES * self.history_width
+            self.history[start : start + used_words] = old[old_start : old_start + used_words]
+            rehash_pages(old, self.history, old_buckets, info[I_HIST_MASK])
         needed = info[I_ROWS_USED] + pieces
         if needed > len(self.sharing):
             grown = np.zeros((max(2 * len(self.sharing), needed), self.sharing.shape[1]), np.int64)
@@ -114,4 +129,8 @@ class Tables:
         return rows[np.argsort(rows[:, S_LINE], kind="stable")]
 
     def tracked_lines(self) -> int:
-        return int(self.info[I_HIST_USED])
+        """Lines any cache has ever held."""
+        info, width = self.info, self.history_width
+        start = int(info[I_HIST_PAGES])
+        records = self.history[start : start + int(info[I_HIST_USED]) * PAGE_LINES * width].reshape(-1, width)
+        return int(np.count_nonzero(records[:, HIST_BITS:].any(axis=1)))
