@@ -878,9 +878,11 @@ def _leads_to(cfg, y, x):
 
 @jit_inline
 def _piece(cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_level, memory, coherence, chain, tables,
-           memory_latency, protocol, c2c_latency, upgrade_latency, core, kind, line, is_write, reads, lo, hi):
+           memory_latency, protocol, c2c_latency, upgrade_latency, core, kind, line, is_write, reads, lo, hi, shared):
     """One line piece of an access (docs/engine.md, "One access"; docs/coherence.md), covering
-    bytes ``lo .. hi-1`` of its line; returns its cost in cycles."""
+    bytes ``lo .. hi-1`` of its line; returns its cost in cycles. ``shared`` (a constant where it
+    is inlined): some core may have other participants' caches to search; when False, the code
+    for them (and for the sharing rows only they create) is left out of the compiled kernel."""
     history, info, sharing, cache_classes, core_classes, shadow_nodes, shadow_lists, shadow_buckets = tables
     n_levels = path.shape[2]
     served = n_levels
@@ -896,7 +898,7 @@ def _piece(cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_leve
         if slot >= 0:
             counts[c, C_HITS] += 1
             core_level[core, spec, HM_HITS] += 1
-            if d == 0 and slots[slot] & WATCH:
+            if shared and d == 0 and slots[slot] & WATCH:
                 at = _history_row(history, info, line)
             slot = _on_hit(cfg, slots, rrpv, plru, c, base, slot)
             served = d
@@ -916,7 +918,7 @@ def _piece(cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_leve
     participant = _cfg(cfg, server, F_PARTICIPANT) if server >= 0 else UNTRACKED
     private = 0 <= participant < path.shape[0]
     has_others = core_cfg[core, L_INVALIDATE_END] > core_cfg[core, L_INVALIDATE_START]
-    row_before = history[at + HIST_ROW] - 1 if at >= 0 else NO_ROW
+    row_before = history[at + HIST_ROW] - 1 if shared and at >= 0 else NO_ROW
 
     exclusive = 0  # the exclusive bit of the core's copies after this piece
     alone = True  # no tracked cache outside the core's paths holds the line
@@ -929,10 +931,11 @@ def _piece(cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_leve
             upgraded = True
             coherence[H_UPGRADES] += 1
             cost = upgrade_latency
-        if row_before >= 0:
+        if shared and row_before >= 0:
             _record_write(sharing, info, row_before, core, path.shape[0], lo, hi)
         # an exclusive copy in the core's own caches means nobody else holds the line
-        if has_others and not (private and held_exclusive) and _others_may_hold(history, at, core_cfg, core):
+        if shared and has_others and not (private and held_exclusive) and _others_may_hold(history, at, core_cfg,
+                                                                                            core):
             dirty, at = _invalidate_others(cfg, slots, coherence, core_cfg, links, history, info, sharing, at, core,
                                            line, lo, hi)
             if dirty and not upgraded:
@@ -941,7 +944,7 @@ def _piece(cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_leve
                 cost = c2c_latency
     elif private:
         exclusive = slots[slot] & EXCLUSIVE_COPY
-    elif has_others:
+    elif shared and has_others:
         if _others_may_hold(history, at, core_cfg, core):
             transferred, alone = _share(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, history, info,
                                         core_cfg, core, server, line, protocol)
@@ -1025,7 +1028,7 @@ def _piece(cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_leve
                     bits = EXCLUSIVE_COPY
                 slots[slot] = (slots[slot] & ~EXCLUSIVE_COPY) | bits
 
-    if at >= 0:
+    if shared and at >= 0:
         if transferred:
             _ensure_row(history, info, sharing, at, line)
         row = history[at + HIST_ROW] - 1
@@ -1128,13 +1131,29 @@ def _prefetch_sets(cfg, path, slots, history, info, op, core, addr, line_shift, 
 
 
 @jit
-def replay_chunk(op, core, size, addr, cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_level,
-                 memory, coherence, core_counts, chain, tables, line_shift, memory_latency, protocol, c2c_latency,
-                 upgrade_latency, per_event):
-    """Replay one chunk of the event table. Every argument is a plain array or integer; state and
-    counter arrays are updated in place. ``chain`` is int64 scratch space of shape (levels + 1, 5);
-    ``tables`` is the tuple (history, info, sharing, cache_classes, core_classes, shadow nodes,
-    shadow lists, shadow buckets) of memsim.engine.tables and memsim.models.hierarchy.
+def replay_chunk(op, core, size, addr, hierarchy, state, counters, chain, tables, params, per_event):
+    """Replay one chunk of the event table, for any machine, in the debug mode too (``_replay``)."""
+    return _replay(op, core, size, addr, hierarchy, state, counters, chain, tables, params, per_event, True, True)
+
+
+@jit
+def replay_chunk_private(op, core, size, addr, hierarchy, state, counters, chain, tables, params, per_event):
+    """``replay_chunk`` for machines where no core has other participants' caches to search (one
+    core, or caches all shared), outside the debug mode: a smaller kernel, compiled sooner."""
+    return _replay(op, core, size, addr, hierarchy, state, counters, chain, tables, params, per_event, False, False)
+
+
+@jit_inline
+def _replay(op, core, size, addr, hierarchy, state, counters, chain, tables, params, per_event, shared, check):
+    """Replay one chunk of the event table. Every argument is a plain array, integer or tuple of
+    them; state and counter arrays are updated in place. ``hierarchy`` is (config raveled, path,
+    core config, links) of memsim.models.hierarchy; ``state`` (slots, rrpv, plru, rng); ``counters``
+    (cache, core-level, memory, coherence, core) of memsim.engine.counters; ``chain`` int64
+    scratch space of shape (levels + 1, 5); ``tables`` (history, info, sharing, cache classes, core
+    classes, shadow nodes, shadow lists, shadow buckets) of memsim.engine.tables and
+    memsim.models.hierarchy; ``params`` (line shift, memory latency, protocol, c2c latency,
+    upgrade latency). ``shared`` and ``check`` are constants of each entry point: code they turn
+    off is not compiled into it (``_piece``; the invariant checks).
 
     Each piece adds at most one history row and one sharing row, and no event has more than
     ``per_event`` pieces: the caller starts the kernel with room for one such event, and the kernel
@@ -1149,6 +1168,10 @@ def replay_chunk(op, core, size, addr, cfg, path, core_cfg, links, slots, rrpv, 
     while the same core keeps accessing the same top-level cache, and added to the counter arrays
     when that changes (and at the end of the chunk): incrementing the same memory word on every
     event would make each event wait for the previous one's store."""
+    cfg, path, core_cfg, links = hierarchy
+    slots, rrpv, plru, rng = state
+    counts, core_level, memory, coherence, core_counts = counters
+    line_shift, memory_latency, protocol, c2c_latency, upgrade_latency = params
     history, info, sharing = tables[0], tables[1], tables[2]
     fast_path = info[I_SHADOW] == 0
     run_core = -1  # the core and top-level cache of the current run of events
@@ -1202,9 +1225,9 @@ def replay_chunk(op, core, size, addr, cfg, path, core_cfg, links, slots, rrpv, 
             slow = True
             piece_cost = _piece(cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_level, memory,
                                 coherence, chain, tables, memory_latency, protocol, c2c_latency, upgrade_latency, c,
-                                kind, line, is_write, o != OP_WRITE, lo, hi)
+                                kind, line, is_write, o != OP_WRITE, lo, hi, shared)
             cost = max(cost, piece_cost)
-            if info[I_CHECK] and not _invariants_hold(cfg, path, slots, history, info, protocol, line,
+            if check and info[I_CHECK] and not _invariants_hold(cfg, path, slots, history, info, protocol, line,
                                                      c if is_write else -1):
                 run_accesses += 1
                 run_cycles += cost

@@ -7,10 +7,10 @@ from typing import Callable, Iterable
 import numpy as np
 
 from memsim.engine.counters import C_ACCESSES, C_HITS, C_MISSES, Counters
-from memsim.engine.tables import I_ERROR, I_ERROR_LINE, INVARIANTS, Tables
+from memsim.engine.tables import I_CHECK, I_ERROR, I_ERROR_LINE, INVARIANTS, Tables
 from memsim.machine import PROTOCOLS, Machine
 from memsim.models.goalloc.model import AllocatorError, GoAllocator
-from memsim.models.hierarchy import Hierarchy, build
+from memsim.models.hierarchy import L_INVALIDATE_END, L_INVALIDATE_START, Hierarchy, build
 from memsim.trace.events import Events
 
 
@@ -60,9 +60,11 @@ class Replay:
 
     def _replay(self, columns: list[np.ndarray]) -> None:
         """One chunk (op, core, size and absolute address columns) through memsim's counting."""
-        from memsim.engine.kernel import replay_chunk  # numba loads only when a replay runs
+        from memsim.engine import kernel  # numba loads only when a replay runs
 
         h, s, k, t = self.hierarchy, self.state, self._counters, self.tables
+        shared = bool((h.core_config[:, L_INVALIDATE_END] > h.core_config[:, L_INVALIDATE_START]).any())
+        replay_chunk = kernel.replay_chunk if shared or t.info[I_CHECK] else kernel.replay_chunk_private
         coherence = h.machine.coherence
         # the most line pieces one event of this chunk can have (size s: at most 1 + ceil((s - 1) / line))
         line_size = 1 << self._line_shift
@@ -72,12 +74,12 @@ class Replay:
             t.make_room(per_event)
             done = start + replay_chunk(
                 *(a[start:] for a in columns),
-                h.config.ravel(), h.path, h.core_config, h.links, s.slots, s.rrpv, s.plru, s.rng,
-                k.cache, k.core_level, k.memory, k.coherence, k.core, self._chain,
+                (h.config.ravel(), h.path, h.core_config, h.links), (s.slots, s.rrpv, s.plru, s.rng),
+                (k.cache, k.core_level, k.memory, k.coherence, k.core), self._chain,
                 (t.history, t.info, t.sharing, k.cache_classes, k.core_classes,
                  s.shadow_nodes, s.shadow_lists, s.shadow_buckets),
-                self._line_shift, h.machine.memory_latency, PROTOCOLS.index(coherence.protocol),
-                coherence.c2c_latency, coherence.upgrade_latency, per_event,
+                (self._line_shift, h.machine.memory_latency, PROTOCOLS.index(coherence.protocol),
+                 coherence.c2c_latency, coherence.upgrade_latency), per_event,
             )
             if t.info[I_ERROR]:
                 raise InvariantError(
