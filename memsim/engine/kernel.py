@@ -846,7 +846,7 @@ def _share(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, history, i
                     r = _cfg(cfg, y, F_NEXT)
                     while r >= 0 and _cfg(cfg, r, F_PARTICIPANT) == written_back:
                         r = _cfg(cfg, r, F_NEXT)
-                    r = _deliver_writeback(cfg, slots, counts, memory, r, line, DIRTY)
+                    r = _deliver_writeback(cfg, slots, counts, memory, r, line, np.int64(DIRTY))
                     if r >= 0:
                         _install_out_of_line(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, history,
                                              info, r, line, DIRTY)
@@ -887,7 +887,7 @@ def _piece(cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_leve
     n_levels = path.shape[2]
     served = n_levels
     at = -1  # the line's history row, looked up at the first miss
-    coherence_miss = False
+    coherence_miss = np.bool_(False)  # not a literal: _record_piece is compiled for one type
     shadow = info[I_SHADOW] != 0
     for d in range(n_levels):
         c = path[core, kind, d]
@@ -996,7 +996,8 @@ def _piece(cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_leve
                 if _cfg(cfg, c, F_WRITE_BACK):
                     slots[slot] |= DIRTY
                 else:
-                    r = _deliver_writeback(cfg, slots, counts, memory, _cfg(cfg, c, F_NEXT), line, DIRTY)
+                    r = _deliver_writeback(cfg, slots, counts, memory, _cfg(cfg, c, F_NEXT), line,
+                                           np.int64(DIRTY))
                     if r >= 0:
                         _install_out_of_line(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, history,
                                              info, r, line, DIRTY)
@@ -1040,8 +1041,8 @@ def _piece(cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_leve
                           transferred)
             if row_before < 0:  # a new row: every first-level copy must leave the fast path now
                 for k in range(path.shape[0]):
-                    _watch(cfg, slots, path, k, KIND_DATA, line)
-                    _watch(cfg, slots, path, k, KIND_INSTRUCTIONS, line)
+                    for path_kind in range(2):  # KIND_DATA, KIND_INSTRUCTIONS
+                        _watch(cfg, slots, path, k, path_kind, line)
             else:
                 _watch(cfg, slots, path, core, kind, line)
     return cost
@@ -1193,7 +1194,7 @@ def _replay(op, core, size, addr, hierarchy, state, counters, chain, tables, par
         last = (addr[e] + size[e] - 1) >> line_shift
         if size[e] == 0:
             last = first - 1  # touches no line, wherever it points
-        c = core[e]
+        c = np.int64(core[e])  # one integer type for every callee: each new one would be compiled again
         kind = KIND_INSTRUCTIONS if o == OP_IFETCH else KIND_DATA
         is_write = o == OP_WRITE or o == OP_RMW
         top = path[c, kind, 0]
