@@ -186,6 +186,14 @@ def _put(typingctx, array, index, value):
     return types.void(array, index, value), codegen
 
 
+def _load_field(context, builder, signature, args, field):
+    """Code for ``_cfg(args[0], args[1], field)``."""
+    cfg, c = args[0], context.cast(builder, args[1], signature.args[1], types.int64)
+    ary = context.make_array(signature.args[0])(context, builder, cfg)
+    index = builder.add(builder.mul(c, ir.IntType(64)(N_FIELDS)), field)
+    return builder.load(cgutils.get_item_pointer(context, builder, signature.args[0], ary, [index], wraparound=False))
+
+
 @intrinsic
 def _cfg(typingctx, cfg, c, field):
     """Field ``field`` (an ``F_*``/``L_*`` column) of instance ``c``: ``cfg`` is the flattened
@@ -193,26 +201,52 @@ def _cfg(typingctx, cfg, c, field):
     function: it is used hundreds of times, and each inlined copy costs compile time."""
 
     def codegen(context, builder, signature, args):
-        ary = context.make_array(cfg)(context, builder, args[0])
-        row = builder.mul(context.cast(builder, args[1], signature.args[1], types.int64), ir.IntType(64)(N_FIELDS))
-        index = builder.add(row, context.cast(builder, args[2], signature.args[2], types.int64))
-        return builder.load(cgutils.get_item_pointer(context, builder, cfg, ary, [index], wraparound=False))
+        field = context.cast(builder, args[2], signature.args[2], types.int64)
+        return _load_field(context, builder, signature, args, field)
 
     return cfg.dtype(cfg, c, field), codegen
 
 
-@jit_inline
-def _set_base(cfg, c, line):
-    """First slot of the set of ``line`` in instance ``c``."""
-    mask = _cfg(cfg, c, F_SET_MASK)
-    index = line & mask if mask >= 0 else line % _cfg(cfg, c, F_SETS)  # power-of-two sets spare a division
-    return _cfg(cfg, c, F_SLOT_BASE) + index * _cfg(cfg, c, F_WAYS)
+@intrinsic
+def _ordered(typingctx, cfg, c):
+    """Whether instance ``c`` keeps its sets in replacement order (LRU, FIFO); an intrinsic like
+    ``_cfg``."""
+
+    def codegen(context, builder, signature, args):
+        policy = _load_field(context, builder, signature, args, ir.IntType(64)(F_POLICY))
+        return builder.or_(builder.icmp_signed("==", policy, policy.type(LRU)),
+                           builder.icmp_signed("==", policy, policy.type(FIFO)))
+
+    return types.boolean(cfg, c), codegen
 
 
-@jit_inline
-def _ordered(cfg, c):
-    policy = _cfg(cfg, c, F_POLICY)
-    return policy == LRU or policy == FIFO
+@intrinsic
+def _set_base(typingctx, cfg, c, line):
+    """First slot of the set of ``line`` in instance ``c``; an intrinsic like ``_cfg``. The set is
+    ``line & mask`` for a power-of-two number of sets (no division), else ``line % sets`` as in
+    Python (a line of an address at or above 2**63 is negative)."""
+
+    def codegen(context, builder, signature, args):
+        i64 = ir.IntType(64)
+        line_value = context.cast(builder, args[2], signature.args[2], types.int64)
+        mask = _load_field(context, builder, signature, args, i64(F_SET_MASK))
+        with builder.if_else(builder.icmp_signed(">=", mask, i64(0))) as (power_of_two, other):
+            with power_of_two:
+                by_mask = builder.and_(line_value, mask)
+                from_mask = builder.block
+            with other:
+                sets = _load_field(context, builder, signature, args, i64(F_SETS))
+                remainder = builder.srem(line_value, sets)
+                by_division = builder.select(builder.icmp_signed("<", remainder, i64(0)),
+                                             builder.add(remainder, sets), remainder)
+                from_division = builder.block
+        index = builder.phi(i64)
+        index.add_incoming(by_mask, from_mask)
+        index.add_incoming(by_division, from_division)
+        ways = _load_field(context, builder, signature, args, i64(F_WAYS))
+        return builder.add(_load_field(context, builder, signature, args, i64(F_SLOT_BASE)), builder.mul(index, ways))
+
+    return types.int64(cfg, c, line), codegen
 
 
 @jit_inline
