@@ -912,11 +912,13 @@ def _leads_to(cfg, y, x):
 
 @jit_inline
 def _piece(cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_level, memory, coherence, chain, tables,
-           memory_latency, protocol, c2c_latency, upgrade_latency, core, kind, line, is_write, reads, lo, hi, shared):
+           memory_latency, protocol, c2c_latency, upgrade_latency, core, kind, line, is_write, reads, lo, hi, shared,
+           write_through):
     """One line piece of an access (docs/engine.md, "One access"; docs/coherence.md), covering
-    bytes ``lo .. hi-1`` of its line; returns its cost in cycles. ``shared`` (a constant where it
-    is inlined): some core may have other participants' caches to search; when False, the code
-    for them (and for the sharing rows only they create) is left out of the compiled kernel."""
+    bytes ``lo .. hi-1`` of its line; returns its cost in cycles. ``shared`` and ``write_through``
+    are constants where it is inlined: some core may have other participants' caches to search;
+    some cache may write through. When False, the code for them (and for the sharing rows only the
+    first creates) is left out of the compiled kernel."""
     history, info, sharing, cache_classes, core_classes, shadow_nodes, shadow_lists, shadow_buckets = tables
     n_levels = path.shape[2]
     served = n_levels
@@ -1027,14 +1029,14 @@ def _piece(cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_leve
             c = path[core, kind, d]
             slot = _find(cfg, slots, c, _set_base(cfg, c, line), line)
             if slot >= 0:
-                if _cfg(cfg, c, F_WRITE_BACK):
-                    slots[slot] |= DIRTY
-                else:
+                if write_through and not _cfg(cfg, c, F_WRITE_BACK):
                     r = _deliver_writeback(cfg, slots, counts, memory, _cfg(cfg, c, F_NEXT), line,
                                            np.int64(DIRTY))
                     if r >= 0:
                         _install_out_of_line(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, history,
                                              info, r, line, DIRTY)
+                else:
+                    slots[slot] |= DIRTY
                 written = True
                 break
         if not written:
@@ -1168,18 +1170,21 @@ def _prefetch_sets(cfg, path, slots, history, info, op, core, addr, line_shift, 
 @jit
 def replay_chunk(op, core, size, addr, hierarchy, state, counters, chain, tables, params, per_event):
     """Replay one chunk of the event table, for any machine, in the debug mode too (``_replay``)."""
-    return _replay(op, core, size, addr, hierarchy, state, counters, chain, tables, params, per_event, True, True)
+    return _replay(op, core, size, addr, hierarchy, state, counters, chain, tables, params, per_event, True, True,
+                   True)
 
 
 @jit
 def replay_chunk_private(op, core, size, addr, hierarchy, state, counters, chain, tables, params, per_event):
     """``replay_chunk`` for machines where no core has other participants' caches to search (one
-    core, or caches all shared), outside the debug mode: a smaller kernel, compiled sooner."""
-    return _replay(op, core, size, addr, hierarchy, state, counters, chain, tables, params, per_event, False, False)
+    core) and every cache writes back, outside the debug mode: a smaller kernel, compiled sooner."""
+    return _replay(op, core, size, addr, hierarchy, state, counters, chain, tables, params, per_event, False, False,
+                   False)
 
 
 @jit_inline
-def _replay(op, core, size, addr, hierarchy, state, counters, chain, tables, params, per_event, shared, check):
+def _replay(op, core, size, addr, hierarchy, state, counters, chain, tables, params, per_event, shared, check,
+            write_through):
     """Replay one chunk of the event table. Every argument is a plain array, integer or tuple of
     them; state and counter arrays are updated in place. ``hierarchy`` is (config raveled, path,
     core config, links) of memsim.models.hierarchy; ``state`` (slots, rrpv, plru, rng); ``counters``
@@ -1187,10 +1192,10 @@ def _replay(op, core, size, addr, hierarchy, state, counters, chain, tables, par
     scratch space of shape (levels + 1, 5); ``tables`` (history, info, sharing, cache classes, core
     classes, shadow nodes, shadow lists, shadow buckets) of memsim.engine.tables and
     memsim.models.hierarchy; ``params`` (line shift, memory latency, protocol, c2c latency,
-    upgrade latency). ``shared`` and ``check`` are constants of each entry point: code they turn
-    off is not compiled into it (``_piece``; the invariant checks).
+    upgrade latency). ``shared``, ``check`` and ``write_through`` are constants of each entry
+    point: code they turn off is not compiled into it (``_piece``; the invariant checks).
 
-    Each piece adds at most one history row and one sharing row, and no event has more than
+    Each piece adds at most one history page and one sharing row, and no event has more than
     ``per_event`` pieces: the caller starts the kernel with room for one such event, and the kernel
     stops after an event that leaves less (memsim.engine.tables). Returns how many events it
     replayed: all of them, unless it stopped for room or an invariant check failed (``info[I_ERROR]``
@@ -1260,7 +1265,7 @@ def _replay(op, core, size, addr, hierarchy, state, counters, chain, tables, par
             slow = True
             piece_cost = _piece(cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_level, memory,
                                 coherence, chain, tables, memory_latency, protocol, c2c_latency, upgrade_latency, c,
-                                kind, line, is_write, o != OP_WRITE, lo, hi, shared)
+                                kind, line, is_write, o != OP_WRITE, lo, hi, shared, write_through)
             cost = max(cost, piece_cost)
             if check and info[I_CHECK] and not _invariants_hold(cfg, path, slots, history, info, protocol, line,
                                                      c if is_write else -1):

@@ -10,7 +10,7 @@ from memsim.engine.counters import C_ACCESSES, C_HITS, C_MISSES, Counters
 from memsim.engine.tables import I_CHECK, I_ERROR, I_ERROR_LINE, INVARIANTS, Tables
 from memsim.machine import PROTOCOLS, Machine
 from memsim.models.goalloc.model import AllocatorError, GoAllocator
-from memsim.models.hierarchy import L_INVALIDATE_END, L_INVALIDATE_START, Hierarchy, build
+from memsim.models.hierarchy import F_WRITE_BACK, L_INVALIDATE_END, L_INVALIDATE_START, Hierarchy, build
 from memsim.trace.events import Events
 
 
@@ -64,7 +64,9 @@ class Replay:
 
         h, s, k, t = self.hierarchy, self.state, self._counters, self.tables
         shared = bool((h.core_config[:, L_INVALIDATE_END] > h.core_config[:, L_INVALIDATE_START]).any())
-        replay_chunk = kernel.replay_chunk if shared or t.info[I_CHECK] else kernel.replay_chunk_private
+        write_through = not h.config[:, F_WRITE_BACK].all()
+        plain = not (shared or write_through or t.info[I_CHECK])
+        replay_chunk = kernel.replay_chunk_private if plain else kernel.replay_chunk
         coherence = h.machine.coherence
         # the most line pieces one event of this chunk can have (size s: at most 1 + ceil((s - 1) / line))
         line_size = 1 << self._line_shift
