@@ -184,8 +184,8 @@ class _Source:
         roles = self._read_csv_header(stream) if self.fmt == "csv" else np.zeros(0, np.int64)
         reader = _ReadAhead(file, stream, block_bytes, self.display)
         try:
-            yield from self._parse(reader, kernels["lines"], kernels["last_newline"], roles, chunk_events,
-                                   block_bytes)
+            yield from self._parse(reader, kernels["lines"][FORMATS.index(self.fmt)], kernels["last_newline"], roles,
+                                   chunk_events, block_bytes)
         finally:
             reader.close()
         if self.stats.records == 0:
@@ -193,7 +193,7 @@ class _Source:
 
     def _parse(self, reader: _ReadAhead, kernel, last_newline, roles: np.ndarray, chunk_events: int,
                block_bytes: int) -> Iterator[Events]:
-        st, fmt = self.status, FORMATS.index(self.fmt)
+        st = self.status
         buf = np.empty(block_bytes + MAX_LINE_BYTES + 1, np.uint8)  # + 1: the newline a last line may lack
         view = memoryview(buf)
         held = 0  # bytes of an unfinished line kept at the front of buf
@@ -222,8 +222,8 @@ class _Source:
             complete = last + 1 if last >= start else start  # the kernel parses whole lines only
             pos = start
             while True:
-                chunk.n = kernel(fmt, buf, pos, complete, chunk.op, chunk.core, chunk.size, chunk.addr, chunk.n,
-                                 self.skip, st, roles)
+                chunk.n = kernel(buf, pos, complete, chunk.op, chunk.core, chunk.size, chunk.addr, chunk.n, self.skip,
+                                 st, roles)
                 pos = int(st[S_POS])
                 self._check(view, end)
                 if chunk.n < chunk_events:
@@ -572,9 +572,10 @@ def _reject(st, skip, code, line, line_start, column, addr, size, field):
 
 
 def _parse_lines(fmt, buf, pos, end, op, core, size, addr, n, skip, st, roles):
-    """The kernel: every format's lines go through this one loop, each line read by the format's
-    line reader (``fmt``: _LACKEY, _DIN or _CSV; ``roles``, the CSV columns, is empty for the
-    others). The branch on ``fmt`` goes the same way on every line: it costs nothing measurable."""
+    """The kernel's loop: every format's lines go through it, each line read by the format's line
+    reader (``fmt``: _LACKEY, _DIN or _CSV; ``roles``, the CSV columns, is empty for the others).
+    Each format has its own kernel (``_parse_lackey`` ...), this loop inlined with ``fmt`` a
+    constant: the other formats' readers are left out when it compiles."""
     line = st[S_LINE]
     while n < len(op) and pos < end:
         if fmt == _LACKEY:
@@ -603,6 +604,18 @@ def _parse_lines(fmt, buf, pos, end, op, core, size, addr, n, skip, st, roles):
     st[S_POS] = pos
     st[S_LINE] = line
     return n
+
+
+def _parse_lackey(buf, pos, end, op, core, size, addr, n, skip, st, roles):
+    return _parse_lines(_LACKEY, buf, pos, end, op, core, size, addr, n, skip, st, roles)
+
+
+def _parse_din(buf, pos, end, op, core, size, addr, n, skip, st, roles):
+    return _parse_lines(_DIN, buf, pos, end, op, core, size, addr, n, skip, st, roles)
+
+
+def _parse_csv(buf, pos, end, op, core, size, addr, n, skip, st, roles):
+    return _parse_lines(_CSV, buf, pos, end, op, core, size, addr, n, skip, st, roles)
 
 
 # A line reader reads the line at buf[pos] and returns (kind, code, column, field, core, addr,
@@ -815,11 +828,12 @@ _KERNELS: dict | None = None
 _HELPERS = (_last_newline, _is_blank, _skip_blanks, _line_end, _skip_0x, _hex_digits, _decimal_digits, _reject,
             _csv_op)
 _LINE_READERS = (_lackey_line, _din_line, _csv_line)
+_FORMAT_KERNELS = (_parse_lackey, _parse_din, _parse_csv)  # in the order of FORMATS
 
 
 def _kernels() -> dict:
-    """The jitted kernel (``"lines"``) and ``"last_newline"``, compiled or loaded from Numba's
-    cache on first use."""
+    """The jitted kernels (``"lines"``, one per format, in the order of FORMATS) and
+    ``"last_newline"``, each compiled or loaded from Numba's cache on its first call."""
     global _KERNELS
     if _KERNELS is None:
         import numba
@@ -834,7 +848,7 @@ def _kernels() -> dict:
             globals()[helper.__name__] = jit(helper)
         # Inlined into the kernel's loop by Numba: called, the line readers made parsing 10-40%
         # slower than a loop written out per format; inlined, 4% (lackey, CSV) to 15% (din).
-        for reader in _LINE_READERS:
+        for reader in (*_LINE_READERS, _parse_lines):
             globals()[reader.__name__] = numba.njit(inline="always")(reader)
-        _KERNELS = {"lines": jit(_parse_lines), "last_newline": globals()["_last_newline"]}
+        _KERNELS = {"lines": tuple(jit(kernel) for kernel in _FORMAT_KERNELS), "last_newline": globals()["_last_newline"]}
     return _KERNELS
