@@ -11,7 +11,7 @@ to the backend's ``iterload``, which walks the list in C. Only the replay is tim
 building of the trace, the list or the simulator. Each repetition times both, one after the other;
 the best of ``--repeat`` is reported. Per-level miss counts must agree (exit 1 if not).
 
-Also measured: ``memsim run traces/false-sharing-counters.yaml`` wall time in a subprocess (warm
+Also measured: ``memsim run`` wall time in a subprocess on two cache-only traces (``bench_cli``; warm
 Numba cache: one run first, then best of 3), and the same run with ``NUMBA_CACHE_DIR`` pointed at a
 fresh temporary directory (the cold first run, compile included).
 
@@ -81,6 +81,7 @@ def load_events(addr: np.ndarray):
     ev = Events.empty(len(addr))
     ev.op[:] = OP_READ
     ev.obj[:] = NO_OBJECT
+    ev.site[:] = -1  # no allocation site (only allocs have one)
     ev.size[:] = 8
     ev.addr[:] = addr
     return ev
@@ -146,20 +147,38 @@ def bench_pattern(pattern: str, n: int, repeat: int) -> dict:
     }
 
 
-def memsim_run(env: dict | None = None) -> float:
-    cmd = [sys.executable, "-m", "memsim", "run", str(TRACE)]
+def memsim_run(args: list[str], env: dict | None = None) -> float:
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=ROOT)
+    subprocess.run([sys.executable, "-m", "memsim", "run", *args], check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, env=env, cwd=ROOT)
     return time.perf_counter() - t0
 
 
-def bench_cli(repeat: int = 3) -> dict:
-    memsim_run()  # warm the Numba cache (and the OS file cache)
-    warm = [memsim_run() for _ in range(repeat)]
+def cold_and_warm(label: str, args: list[str], repeat: int, shown: list[str] | None = None) -> dict:
+    """Wall time of ``memsim run ARGS``: warm (one run first, then best of ``repeat``) and cold
+    (``NUMBA_CACHE_DIR`` pointed at a fresh temporary directory: every kernel it needs compiles)."""
+    memsim_run(args)  # warm the Numba cache (and the OS file cache)
+    warm = [memsim_run(args) for _ in range(repeat)]
     with tempfile.TemporaryDirectory(prefix="memsim-cold-numba-") as fresh:
-        cold = memsim_run(dict(os.environ, NUMBA_CACHE_DIR=fresh))
-    return {"trace": str(TRACE.relative_to(ROOT)), "warm_seconds": warm, "warm_best": min(warm), "cold_seconds": cold,
-            "compile_seconds": cold - min(warm)}
+        cold = memsim_run(args, dict(os.environ, NUMBA_CACHE_DIR=fresh))
+    return {"trace": label, "command": ["memsim", "run", *(shown or args)], "warm_seconds": warm, "warm_best": min(warm),
+            "cold_seconds": cold, "compile_seconds": cold - min(warm)}
+
+
+def bench_cli(repeat: int = 3) -> list[dict]:
+    """The first and later ``memsim run`` of two cache-only traces: a YAML trace of raw addresses on
+    a two-core machine (trace expansion and the full replay kernel), and a binary trace of 10^5
+    random loads on a one-core write-back machine (the private replay kernel only)."""
+    from memsim.formats.binary import write_events
+
+    rows = [cold_and_warm("raw addresses, two cores", [str(TRACE.relative_to(ROOT))], repeat)]
+    with tempfile.TemporaryDirectory(prefix="memsim-bench-") as folder:
+        binary = Path(folder) / "random-loads.mstrace"
+        write_events(binary, binary.name, [load_events(addresses("random", 100_000))], "random-loads")
+        machine = ["--machine", "cachegrind", "--counting", "memsim"]
+        rows.append(cold_and_warm("10^5 random loads, one core", [str(binary), *machine], repeat,
+                                  shown=[binary.name, *machine]))
+    return rows
 
 
 def git_state() -> str | None:
@@ -242,8 +261,11 @@ def main(argv: list[str] | None = None) -> int:
     cli = None
     if not args.no_cli:
         cli = bench_cli()
-        print(f"\n`memsim run {cli['trace']}`: {cli['warm_best']:.2f} s warm (best of {len(cli['warm_seconds'])}), "
-              f"{cli['cold_seconds']:.2f} s cold (fresh NUMBA_CACHE_DIR; compile ~{cli['compile_seconds']:.1f} s)")
+        print()
+        for run in cli:
+            print(f"`{' '.join(run['command'])}` ({run['trace']}): {run['warm_best']:.2f} s warm (best of "
+                  f"{len(run['warm_seconds'])}), {run['cold_seconds']:.2f} s cold (fresh NUMBA_CACHE_DIR; compile "
+                  f"~{run['compile_seconds']:.1f} s)")
 
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": info, "n": args.n, "repeat": args.repeat,
