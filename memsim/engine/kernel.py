@@ -1175,6 +1175,13 @@ def replay_chunk(op, core, size, addr, hierarchy, state, counters, chain, tables
 
 
 @jit
+def replay_chunk_coherent(op, core, size, addr, hierarchy, state, counters, chain, tables, params, per_event):
+    """``replay_chunk`` for machines where every cache writes back, outside the debug mode."""
+    return _replay(op, core, size, addr, hierarchy, state, counters, chain, tables, params, per_event, True, False,
+                   False)
+
+
+@jit
 def replay_chunk_private(op, core, size, addr, hierarchy, state, counters, chain, tables, params, per_event):
     """``replay_chunk`` for machines where no core has other participants' caches to search (one
     core) and every cache writes back, outside the debug mode: a smaller kernel, compiled sooner."""

@@ -65,8 +65,10 @@ class Replay:
         h, s, k, t = self.hierarchy, self.state, self._counters, self.tables
         shared = bool((h.core_config[:, L_INVALIDATE_END] > h.core_config[:, L_INVALIDATE_START]).any())
         write_through = not h.config[:, F_WRITE_BACK].all()
-        plain = not (shared or write_through or t.info[I_CHECK])
-        replay_chunk = kernel.replay_chunk_private if plain else kernel.replay_chunk
+        if t.info[I_CHECK] or write_through:
+            replay_chunk = kernel.replay_chunk
+        else:
+            replay_chunk = kernel.replay_chunk_coherent if shared else kernel.replay_chunk_private
         coherence = h.machine.coherence
         # the most line pieces one event of this chunk can have (size s: at most 1 + ceil((s - 1) / line))
         line_size = 1 << self._line_shift
