@@ -15,7 +15,7 @@ sharing). Only ``Replay.feed`` is timed (after a warm-up feed, so no compilation
 
 Reported: accesses per second with the conflict shadow off and on, the false- and true-sharing
 misses (the same in both runs: the shadow only splits capacity from conflict), and the memory the
-classification holds per line it tracks (history rows; sharing rows for lines with coherence
+classification holds per line it tracks (history records; sharing rows for lines with coherence
 activity).
 
     python benchmarks/bench_coherence.py [--n 10000000] [--repeat 3]

@@ -444,7 +444,7 @@ def _history_of(history, at, c):
 
 @jit_inline
 def _mark_held(history, info, c, line, at):
-    """Cache ``c`` now holds ``line`` (``at``: its history row, or -1 to look it up)."""
+    """Cache ``c`` now holds ``line`` (``at``: its history record, or -1 to look it up)."""
     if at < 0:
         at = _history_row(history, info, line)
     w = at + HIST_BITS + (c >> 5)
@@ -757,7 +757,7 @@ def _install(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, history,
     further down: a chain, at most one cache per level. Each cache of the chain chooses its victim
     first and is written only after everything below it is done (docs/engine.md); ``chain`` holds
     the pending writes, a row per level: cache, set base, slot, victim line, word. ``at`` is the
-    history row of ``line`` when the caller knows it, else -1."""
+    history record of ``line`` when the caller knows it, else -1."""
     n = 0
     while True:
         base = _set_base(cfg, c, line)
@@ -829,7 +829,7 @@ def _invalidate_others(cfg, slots, coherence, core_cfg, links, history, info, sh
     coherence participant that lost one once (links are grouped by participant). The caches that
     lost a copy remember it, and so do the cores they serve (a sharing row is made for the line
     if it has none). Returns whether a dropped copy was dirty (its owner hands the data over: a
-    cache-to-cache transfer), and the line's history row (``at``, found if it was -1 and a copy
+    cache-to-cache transfer), and the line's history record (``at``, found if it was -1 and a copy
     was dropped)."""
     last_counted = -1
     dirty = False
@@ -922,7 +922,7 @@ def _piece(cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_leve
     history, info, sharing, cache_classes, core_classes, shadow_nodes, shadow_lists, shadow_buckets = tables
     n_levels = path.shape[2]
     served = n_levels
-    at = -1  # the line's history row, looked up at the first miss
+    at = -1  # the line's history record, looked up at the first miss
     coherence_miss = np.bool_(False)  # not a literal: _record_piece is compiled for one type
     shadow = info[I_SHADOW] != 0
     for d in range(n_levels):
