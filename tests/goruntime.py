@@ -258,9 +258,9 @@ def cache_dir() -> Path:
     for path in candidates:
         try:
             path.mkdir(parents=True, exist_ok=True)
-            probe = path / f".w{os.getpid()}"
-            probe.touch()
-            probe.unlink()
+            # a file of its own: the probes are built on several threads of one process at once
+            with tempfile.TemporaryFile(dir=path):
+                pass
             return path
         except OSError:
             continue
