@@ -415,7 +415,7 @@ def _page_bucket(history, info, page):
 
 
 @jit_inline
-def _history_row(history, info, line):
+def _history_record(history, info, line):
     """Offset of ``line``'s record in the history. A page seen for the first time is added, all
     zeros: no cache has held any of its lines, none has a sharing row."""
     page = line >> PAGE_SHIFT
@@ -434,6 +434,13 @@ def _record(info, page_index, line):
 
 
 @jit_inline
+def _sharing_row(history, at):
+    """The sharing row of the line whose history record is at ``at``, or NO_ROW (the record holds
+    the row + 1, so that a new page of zeros means no row)."""
+    return history[at + HIST_ROW] - 1
+
+
+@jit_inline
 def _history_of(history, at, c):
     word = history[at + HIST_BITS + (c >> 5)]
     bit = c & 31
@@ -446,7 +453,7 @@ def _history_of(history, at, c):
 def _mark_held(history, info, c, line, at):
     """Cache ``c`` now holds ``line`` (``at``: its history record, or -1 to look it up)."""
     if at < 0:
-        at = _history_row(history, info, line)
+        at = _history_record(history, info, line)
     w = at + HIST_BITS + (c >> 5)
     bit = c & 31
     bits = (history[w] | (np.int64(1) << bit)) & ~(np.int64(1) << (32 + bit))
@@ -612,7 +619,7 @@ def _mode_column(info, core):
 @jit
 def _ensure_row(history, info, sharing, at, line):
     """The sharing row of ``line`` (its history record at ``at``), created empty if it has none."""
-    row = history[at + HIST_ROW] - 1
+    row = _sharing_row(history, at)
     if row != NO_ROW:
         return row
     row = info[I_ROWS_USED]
@@ -844,7 +851,7 @@ def _invalidate_others(cfg, slots, coherence, core_cfg, links, history, info, sh
                 coherence[H_INVALIDATIONS] += 1
                 last_counted = links[k, 1]
             if at < 0:
-                at = _history_row(history, info, line)
+                at = _history_record(history, info, line)
             _mark_invalidated(history, at, c)
             row = _ensure_row(history, info, sharing, at, line)
             first = _cfg(cfg, c, F_FIRST_CORE)
@@ -935,14 +942,14 @@ def _piece(cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_leve
             counts[c, C_HITS] += 1
             core_level[core, spec, HM_HITS] += 1
             if shared and d == 0 and slots[slot] & WATCH:
-                at = _history_row(history, info, line)
+                at = _history_record(history, info, line)
             slot = _on_hit(cfg, slots, rrpv, plru, c, base, slot)
             served = d
             break
         counts[c, C_MISSES] += 1
         core_level[core, spec, HM_MISSES] += 1
         if at < 0:
-            at = _history_row(history, info, line)
+            at = _history_record(history, info, line)
         past = _history_of(history, at, c)
         miss_class = MC_COLD if past == NEVER else (
             MC_COHERENCE if past == INVALIDATED else (MC_CONFLICT if in_shadow else MC_CAPACITY))
@@ -954,7 +961,7 @@ def _piece(cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_leve
     participant = _cfg(cfg, server, F_PARTICIPANT) if server >= 0 else UNTRACKED
     private = 0 <= participant < path.shape[0]
     has_others = core_cfg[core, L_INVALIDATE_END] > core_cfg[core, L_INVALIDATE_START]
-    row_before = history[at + HIST_ROW] - 1 if shared and at >= 0 else NO_ROW
+    row_before = _sharing_row(history, at) if shared and at >= 0 else NO_ROW
 
     exclusive = 0  # the exclusive bit of the core's copies after this piece
     alone = True  # no tracked cache outside the core's paths holds the line
@@ -1068,7 +1075,7 @@ def _piece(cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_leve
     if shared and at >= 0:
         if transferred:
             _ensure_row(history, info, sharing, at, line)
-        row = history[at + HIST_ROW] - 1
+        row = _sharing_row(history, at)
         if row >= 0:
             stall = 0
             if coherence_miss or upgraded:
@@ -1101,7 +1108,7 @@ def _invariants_hold(cfg, path, slots, history, info, protocol, line, writer):
         if slot < 0:
             continue
         word = slots[slot]
-        at = _history_row(history, info, line)
+        at = _history_record(history, info, line)
         if _history_of(history, at, c) != HELD:
             broken = 5
         participant = _cfg(cfg, c, F_PARTICIPANT)

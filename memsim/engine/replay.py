@@ -7,7 +7,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from memsim.engine.counters import C_ACCESSES, C_HITS, C_MISSES, Counters
-from memsim.engine.tables import I_CHECK, I_ERROR, I_ERROR_LINE, INVARIANTS, Tables
+from memsim.engine.tables import I_ERROR, I_ERROR_LINE, INVARIANTS, Tables
 from memsim.machine import PROTOCOLS, Machine
 from memsim.models.goalloc.model import AllocatorError, GoAllocator
 from memsim.models.hierarchy import F_WRITE_BACK, L_INVALIDATE_END, L_INVALIDATE_START, Hierarchy, build
@@ -36,6 +36,7 @@ class Replay:
         self.events = 0
         self._line_shift = machine.line_size.bit_length() - 1
         self._chain = np.zeros((len(machine.levels) + 1, 5), np.int64)
+        self._kernel_name = _kernel_name(self.hierarchy, check)
 
     def feed(self, events: Events) -> None:
         addr = events.addr
@@ -63,12 +64,7 @@ class Replay:
         from memsim.engine import kernel  # numba loads only when a replay runs
 
         h, s, k, t = self.hierarchy, self.state, self._counters, self.tables
-        shared = bool((h.core_config[:, L_INVALIDATE_END] > h.core_config[:, L_INVALIDATE_START]).any())
-        write_through = not h.config[:, F_WRITE_BACK].all()
-        if t.info[I_CHECK] or write_through:
-            replay_chunk = kernel.replay_chunk
-        else:
-            replay_chunk = kernel.replay_chunk_coherent if shared else kernel.replay_chunk_private
+        replay_chunk = getattr(kernel, self._kernel_name)
         coherence = h.machine.coherence
         # the most line pieces one event of this chunk can have (size s: at most 1 + ceil((s - 1) / line))
         line_size = 1 << self._line_shift
@@ -99,6 +95,14 @@ class Replay:
         counters = copy.deepcopy(self._counters)
         counters.sharing = self.tables.public_sharing(counters.coherence)
         return counters
+
+
+def _kernel_name(h: Hierarchy, check: bool) -> str:
+    """The replay kernel this machine needs, the one compiled with least code (docs/engine.md)."""
+    if check or not h.config[:, F_WRITE_BACK].all():
+        return "replay_chunk"
+    shared = (h.core_config[:, L_INVALIDATE_END] > h.core_config[:, L_INVALIDATE_START]).any()
+    return "replay_chunk_coherent" if shared else "replay_chunk_private"
 
 
 def replay(machine: Machine, chunks: Iterable[Events], on_chunk: Callable[[int], None] | None = None,
