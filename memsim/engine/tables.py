@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from memsim import aligned
 from memsim.engine.counters import (
     H_FALSE_SHARING,
     H_TRUE_SHARING,
@@ -92,7 +93,7 @@ class Tables:
         self.info[I_HIST_LIMIT] = pages
         self.info[I_HIST_MASK] = buckets - 1
         self.info[I_HIST_PAGES] = 2 * buckets
-        return np.zeros(2 * buckets + pages * PAGE_LINES * self.history_width, np.int64)
+        return aligned.zeros(2 * buckets + pages * PAGE_LINES * self.history_width, np.int64)
 
     def make_room(self, pieces: int) -> None:
         """Grow, if needed, so that ``pieces`` more line pieces fit (doubling: the tables grow as

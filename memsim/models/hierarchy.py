@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from memsim import aligned
 from memsim.machine import Machine
 
 POLICY_CODES = {"lru": 0, "plru": 1, "fifo": 2, "random": 3, "srrip": 4}
@@ -79,7 +80,7 @@ class Hierarchy:
             dtype=np.uint64,
         )
         return CacheState(
-            slots=np.full(self.n_slots, -1, np.int64),
+            slots=aligned.full(self.n_slots, -1, np.int64),
             rrpv=np.zeros(self.n_slots, np.int64),
             plru=np.zeros(self.n_sets, np.uint64),
             rng=seeds,
