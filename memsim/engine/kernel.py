@@ -13,7 +13,10 @@ always the last word. The other policies keep a line in its way and hold their s
 
 Everything is compiled without Numba's reference counting (``_nrt=False``): nothing here
 allocates, and counting references on each array handed between helpers cost more than the
-simulation itself. Small hot helpers are inlined for the same reason.
+simulation itself. Small hot helpers are inlined for the same reason, by LLVM (``jit_inline``:
+each is typed and compiled once; Numba's own inliner re-types a callee at every call site and
+took twice the compile time). Only the loop and the piece are inlined by Numba (``jit_pruned``):
+their callers pass constants that turn code off, and Numba prunes those branches before typing.
 """
 from __future__ import annotations
 
@@ -136,8 +139,11 @@ MIX2 = np.uint64(0x94D049BB133111EB)
 
 PREFETCH_AHEAD = 8  # events; measured best on the random-access benchmark (4..32 all help)
 
-jit = njit(cache=True, _nrt=False, error_model="numpy")
-jit_inline = njit(cache=True, _nrt=False, error_model="numpy", inline="always")
+# forceinline=False said outright: a callee compiled while Numba compiles an inlined function
+# would otherwise inherit its forceinline, and the rare paths must stay calls (less code in the loop)
+jit = njit(cache=True, _nrt=False, error_model="numpy", forceinline=False)
+jit_inline = njit(cache=True, _nrt=False, error_model="numpy", forceinline=True)
+jit_pruned = njit(cache=True, _nrt=False, error_model="numpy", inline="always")
 
 _PREFETCH = "llvm.prefetch.p0" if llvm_binding.llvm_version_info[0] >= 17 else "llvm.prefetch.p0i8"
 
@@ -917,7 +923,7 @@ def _leads_to(cfg, y, x):
     return r == x
 
 
-@jit_inline
+@jit_pruned
 def _piece(cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_level, memory, coherence, chain, tables,
            memory_latency, protocol, c2c_latency, upgrade_latency, core, kind, line, is_write, reads, lo, hi, shared,
            write_through):
@@ -1196,7 +1202,7 @@ def replay_chunk_private(op, core, size, addr, hierarchy, state, counters, chain
                    False)
 
 
-@jit_inline
+@jit_pruned
 def _replay(op, core, size, addr, hierarchy, state, counters, chain, tables, params, per_event, shared, check,
             write_through):
     """Replay one chunk of the event table. Every argument is a plain array, integer or tuple of
