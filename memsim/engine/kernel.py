@@ -822,13 +822,13 @@ def _install(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, history,
         c, line, state = r, victim, victim_bits
     for k in range(n - 1, -1, -1):
         _place(cfg, slots, rrpv, plru, chain[k, 0], chain[k, 1], chain[k, 2], chain[k, 3], chain[k, 4])
-        _mark_held(history, info, chain[k, 0], chain[k, 4] >> STATE_BITS, at if k == 0 else -1)
+        _mark_held(history, info, chain[k, 0], chain[k, 4] >> STATE_BITS, at if k == 0 else np.int64(-1))
 
 
 @jit
 def _install_out_of_line(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, history, info, c, line, state):
     """``_install`` as a real call, for the rare paths (keeps the hot loop's code small)."""
-    _install(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, history, info, c, line, state, -1)
+    _install(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, history, info, c, line, state, np.int64(-1))
 
 
 @jit_inline
@@ -896,7 +896,7 @@ def _share(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, history, i
                     r = _deliver_writeback(cfg, slots, counts, memory, r, line, np.int64(DIRTY))
                     if r >= 0:
                         _install_out_of_line(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, history,
-                                             info, r, line, DIRTY)
+                                             info, r, line, np.int64(DIRTY))
     return transferred, alone
 
 
@@ -935,7 +935,7 @@ def _piece(cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_leve
     history, info, sharing, cache_classes, core_classes, shadow_nodes, shadow_lists, shadow_buckets = tables
     n_levels = path.shape[2]
     served = n_levels
-    at = -1  # the line's history record, looked up at the first miss
+    at = np.int64(-1)  # the line's history record, looked up at the first miss
     coherence_miss = np.bool_(False)  # not a literal: _record_piece is compiled for one type
     shadow = info[I_SHADOW] != 0
     for d in range(n_levels):
@@ -1047,7 +1047,7 @@ def _piece(cfg, path, core_cfg, links, slots, rrpv, plru, rng, counts, core_leve
                                            np.int64(DIRTY))
                     if r >= 0:
                         _install_out_of_line(cfg, slots, rrpv, plru, rng, counts, memory, links, chain, history,
-                                             info, r, line, DIRTY)
+                                             info, r, line, np.int64(DIRTY))
                 else:
                     slots[slot] |= DIRTY
                 written = True
@@ -1234,11 +1234,10 @@ def _replay(op, core, size, addr, hierarchy, state, counters, chain, tables, par
     line_shift, memory_latency, protocol, c2c_latency, upgrade_latency = params
     history, info, sharing = tables[0], tables[1], tables[2]
     fast_path = info[I_SHADOW] == 0
-    run_core = -1  # the core and top-level cache of the current run of events
-    run_top = -1
-    run_accesses = 0
-    run_cycles = 0
-    run_fast_hits = 0
+    # the core and top-level cache of the current run of events, and its counts (int64, not literals:
+    # a callee gets compiled again for each new argument type)
+    run_core = run_top = np.int64(-1)
+    run_accesses = run_cycles = run_fast_hits = np.int64(0)
     top_ordered = top_lru = top_writable = False
     top_base = top_mask = top_ways = top_latency = 0
     line_size = np.int64(1) << line_shift
@@ -1261,7 +1260,7 @@ def _replay(op, core, size, addr, hierarchy, state, counters, chain, tables, par
             _flush_run(cfg, counts, core_level, core_counts, run_core, run_top, run_accesses, run_cycles,
                        run_fast_hits)
             run_core, run_top = c, top
-            run_accesses = run_cycles = run_fast_hits = 0
+            run_accesses = run_cycles = run_fast_hits = np.int64(0)
             # a read hit in a group-shared cache may make the group's copy exclusive again: no fast path
             top_ordered = fast_path and _ordered(cfg, top) and _cfg(cfg, top, F_PARTICIPANT) < path.shape[0]
             top_lru = _cfg(cfg, top, F_POLICY) == LRU
