@@ -9,7 +9,9 @@ memsim: ``Replay.feed`` on the whole event table (after a warm-up feed, so compi
 pycachesim: one ``cs.load(addresses, length=8)`` call over a Python list built beforehand: that goes
 to the backend's ``iterload``, which walks the list in C. Only the replay is timed, never the
 building of the trace, the list or the simulator. Each repetition times both, one after the other;
-the best of ``--repeat`` is reported. Per-level miss counts must agree (exit 1 if not).
+the best of ``--repeat`` is reported. Per-level miss counts must agree (exit 1 if not). Beside them, a
+bare LRU loop (``bare_lru``): the same lookups and updates with none of memsim's bookkeeping, the
+floor any replay built this way stands on.
 
 Also measured: ``memsim run`` wall time in a subprocess on two cache-only traces (``bench_cli``; warm
 Numba cache: one run first, then best of 3), and the same run with ``NUMBA_CACHE_DIR`` pointed at a
@@ -117,12 +119,71 @@ def time_pycachesim(addr_list: list[int]) -> tuple[float, list[int]]:
     return dt, [c.backend.MISS_count for c in caches]
 
 
+def bare_lru():
+    """A three-level LRU loop with nothing else: no counters but misses, no states, no history, no
+    miss classes, no coherence; sets kept in order and shifted by memmove with the sets of the
+    levels below prefetched, as memsim does. It is the floor under memsim's replay: what the LRU
+    updates alone cost in Numba on this machine."""
+    from numba import njit
+
+    from memsim.engine.kernel import _move, _prefetch
+
+    @njit(inline="always", boundscheck=False)
+    def lookup(slots, base, ways, line):
+        for slot in range(base, base + ways):
+            if slots[slot] == line:
+                _move(slots, base + 1, base, slot - base)
+                slots[base] = line
+                return True
+            if slots[slot] == -1:
+                break
+        _move(slots, base + 1, base, ways - 1)
+        slots[base] = line
+        return False
+
+    @njit(boundscheck=False)
+    def run(addr, slots, bases, set_masks, ways, misses, ahead):
+        n = addr.shape[0]
+        for e in range(n):
+            if e + ahead < n:
+                coming = addr[e + ahead] >> 6
+                for d in range(1, 3):
+                    base = bases[d] + (coming & set_masks[d]) * ways[d]
+                    _prefetch(slots, base)
+                    _prefetch(slots, base + ways[d] - 1)
+            line = addr[e] >> 6
+            for d in range(3):
+                if lookup(slots, bases[d] + (line & set_masks[d]) * ways[d], ways[d], line):
+                    break
+                misses[d] += 1
+
+    return run
+
+
+def time_bare_lru(run, addr: np.ndarray) -> tuple[float, list[int]]:
+    from memsim import aligned
+
+    sets = [size // (ways * LINE) for _, size, ways in LEVELS]
+    ways = np.array([w for _, _, w in LEVELS], np.int64)
+    bases = np.concatenate([[0], np.cumsum(np.array(sets) * ways)[:-1]]).astype(np.int64)
+    slots = aligned.full(int(np.dot(sets, ways)), -1, np.int64)
+    misses = np.zeros(3, np.int64)
+    gc.disable()
+    t0 = time.perf_counter()
+    run(addr, slots, bases, np.array(sets, np.int64) - 1, ways, misses, 8)
+    dt = time.perf_counter() - t0
+    gc.enable()
+    return dt, misses.tolist()
+
+
 def bench_pattern(pattern: str, n: int, repeat: int) -> dict:
     machine = memsim_machine()
     addr = addresses(pattern, n)
     events = load_events(addr)
     addr_list = addr.tolist()
-    t_memsim, t_pcs = [], []
+    bare = bare_lru()
+    time_bare_lru(bare, addr[:1000])  # compile
+    t_memsim, t_pcs, t_bare = [], [], []
     misses_memsim = misses_pcs = None
     agree = True
     for _ in range(repeat):
@@ -130,9 +191,11 @@ def bench_pattern(pattern: str, n: int, repeat: int) -> dict:
         t_memsim.append(dt)
         dt, p = time_pycachesim(addr_list)
         t_pcs.append(dt)
-        agree &= m == p and (misses_memsim is None or (m == misses_memsim and p == misses_pcs))
+        dt, b = time_bare_lru(bare, addr)
+        t_bare.append(dt)
+        agree &= m == p == b and (misses_memsim is None or (m == misses_memsim and p == misses_pcs))
         misses_memsim, misses_pcs = m, p
-    best_m, best_p = min(t_memsim), min(t_pcs)
+    best_m, best_p, best_b = min(t_memsim), min(t_pcs), min(t_bare)
     return {
         "pattern": pattern,
         "accesses": n,
@@ -140,7 +203,10 @@ def bench_pattern(pattern: str, n: int, repeat: int) -> dict:
         "pycachesim_seconds": t_pcs,
         "memsim_maccess_per_s": n / best_m / 1e6,
         "pycachesim_maccess_per_s": n / best_p / 1e6,
+        "bare_lru_seconds": t_bare,
+        "bare_lru_maccess_per_s": n / best_b / 1e6,
         "speedup": best_p / best_m,
+        "bare_lru_speedup": best_p / best_b,
         "memsim_misses": misses_memsim,
         "pycachesim_misses": misses_pcs,
         "misses_agree": agree,
@@ -249,14 +315,17 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(bench_pattern(pattern, args.n, args.repeat))
         gc.collect()
 
-    head = f"{'pattern':<8} {'memsim M acc/s':>15} {'pycachesim M acc/s':>19} {'ratio':>7}  misses agree (L1/L2/L3)"
+    head = (f"{'pattern':<8} {'memsim M acc/s':>15} {'pycachesim M acc/s':>19} {'ratio':>7} {'bare LRU M acc/s':>17} "
+            f"{'ratio':>7}  misses agree (L1/L2/L3)")
     print(head)
     print("-" * len(head))
     for r in rows:
         misses = "/".join(str(m) for m in r["memsim_misses"])
         verdict = "yes" if r["misses_agree"] else f"NO: pycachesim {'/'.join(map(str, r['pycachesim_misses']))}"
         print(f"{r['pattern']:<8} {r['memsim_maccess_per_s']:>15.1f} {r['pycachesim_maccess_per_s']:>19.1f} "
-              f"{r['speedup']:>6.2f}x  {verdict} ({misses})")
+              f"{r['speedup']:>6.2f}x {r['bare_lru_maccess_per_s']:>17.1f} {r['bare_lru_speedup']:>6.2f}x  "
+              f"{verdict} ({misses})")
+    print("(bare LRU: the LRU updates alone, the floor under memsim's replay; ratios are to pycachesim)")
 
     cli = None
     if not args.no_cli:
