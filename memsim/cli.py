@@ -11,8 +11,7 @@ from pathlib import Path
 import click
 
 from memsim.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, UserError
-
-CHUNK_EVENTS = 1 << 20
+from memsim.runner import CHUNK_EVENTS
 
 
 class MemsimGroup(click.Group):
@@ -78,14 +77,9 @@ def run(trace: Path, machine: str | None, json_target: str | None, quiet: bool, 
         skip_bad_lines: bool, counting: str | None) -> None:
     """Replay TRACE and print the report. TRACE is a memsim YAML trace, a binary trace (.mstrace,
     see `memsim convert`), or a lackey, din or CSV trace, which is read as it replays."""
-    from memsim.engine.replay import Replay
-    from memsim.formats.machine_file import machine_to_dict
-    from memsim.models.goalloc.sizeclasses import GENERATIONS
     from memsim.report import jsondoc, terminal
     from memsim.report.output import write_text
-    from memsim.report.results import AllocatorResult, TraceInfo, build_result
-    from memsim.report.sharing import Heap, build_sharing
-    from memsim.trace.events import Lifetimes
+    from memsim.runner import replay_trace
     from memsim.trace.program import StreamedTrace
 
     loaded, resolved, allocator = _load(trace, machine, fmt, skip_bad_lines)
@@ -94,36 +88,15 @@ def run(trace: Path, machine: str | None, json_target: str | None, quiet: bool, 
 
         resolved = with_counting(resolved, counting, "--counting")
     console = report_console(stderr=json_target == "-")
-    replay = Replay(resolved, allocator)
-    lifetimes = Lifetimes.start(loaded.n_objects, loaded.n_events)
-    partial, start = False, 0
     with _progress(loaded, "replaying", enabled=not quiet) as advance:
-        try:
-            for chunk in loaded.chunks(CHUNK_EVENTS):
-                lifetimes.observe(chunk, start)  # first: an interrupted chunk's objects still get their P
-                _place_or_explain(loaded, lambda: replay.feed(chunk))
-                start += len(chunk)
-                advance(len(chunk))
-        except KeyboardInterrupt:
-            partial = True
+        result = replay_trace(loaded, resolved, allocator, top, advance)
     if not quiet and isinstance(loaded, StreamedTrace):
         click.echo(_import_summary(loaded.stats, loaded.path), err=True)
-    allocator_result = heap = None
-    if allocator is not None:
-        spec = loaded.allocator
-        allocator_result = AllocatorResult(spec.model, spec.version, spec.generation, allocator.stats_result())
-        heap = Heap(allocator.placements(), lifetimes, loaded, GENERATIONS[spec.generation])
-    counters = replay.counters  # a copy with the open sharing lifetimes counted: make it once
-    sharing = build_sharing(counters.sharing, resolved.line_size, resolved.cores, top, heap, loaded.n_events)
-    result = build_result(
-        replay.hierarchy, counters, TraceInfo(loaded.name, loaded.n_events, loaded.sha256),
-        machine_to_dict(resolved), partial, allocator_result, sharing,
-    )
     if not quiet:
         terminal.print_run(result, console)
     if json_target:
         write_text(json_target, jsondoc.dumps(jsondoc.run_document(result)))
-    if partial:
+    if result.partial:
         sys.exit(EXIT_INTERRUPTED)
 
 
@@ -137,6 +110,7 @@ def layout(trace: Path, machine: str | None, json_target: str | None) -> None:
     from memsim.report import jsondoc, terminal
     from memsim.report.layout import build_layout
     from memsim.report.output import write_text
+    from memsim.runner import place_or_explain
     from memsim.trace.events import Lifetimes
 
     loaded, resolved, allocator = _load(trace, machine)
@@ -145,7 +119,7 @@ def layout(trace: Path, machine: str | None, json_target: str | None) -> None:
     lifetimes = Lifetimes.start(loaded.n_objects, loaded.n_events)
     start = 0
     for chunk in loaded.chunks(CHUNK_EVENTS):
-        _place_or_explain(loaded, lambda: allocator.place(chunk))
+        place_or_explain(loaded, lambda: allocator.place(chunk))
         lifetimes.observe(chunk, start)
         start += len(chunk)
     objects = build_layout(allocator.placements(), lifetimes.born, lifetimes.died, resolved.line_size,
@@ -170,13 +144,14 @@ def convert(source: Path, target: Path, fmt: str | None, skip_bad_lines: bool, q
     from memsim.formats.binary import write_events, write_trace
     from memsim.formats.trace_file import load_trace
     from memsim.report.progress import file_progress, replay_progress
+    from memsim.runner import check_format
 
     fmt = fmt or ("yaml" if source.suffix.lower() in (".yaml", ".yml") else importers.detect_format(source))
     if fmt is None:
         raise UserError(
             f"cannot tell the format from the file name: known extensions are {', '.join(importers.EXTENSIONS)} "
             "(each also with .gz), .yaml and .yml; or give --from lackey|din|csv|yaml", str(source))
-    _check_format(fmt, importers.FORMATS + ("yaml",))
+    check_format(fmt, importers.FORMATS + ("yaml",))
     try:
         if fmt == "yaml":
             if skip_bad_lines:
@@ -253,83 +228,13 @@ def sizeclasses(go_version: str | None, json_target: str | None) -> None:
 def _load(trace: Path, machine: str | None, fmt: str | None = None, skip_bad_lines: bool = False):
     """The trace, the machine it runs on (``--machine`` first, then the trace's, then the default),
     and a fresh Go allocator when the trace asks for one."""
-    from memsim.formats.machine_file import DEFAULT_MACHINE, resolve_machine
-    from memsim.models.goalloc.model import MAX_OBJECTS, GoAllocator
+    from memsim.runner import new_allocator, open_trace, trace_machine
 
-    loaded = _open_trace(trace, fmt, skip_bad_lines)
-    if machine is not None:
-        resolved = resolve_machine(machine, Path.cwd(), "--machine")
-    elif loaded.machine_spec is not None:
-        resolved = resolve_machine(loaded.machine_spec, loaded.base_dir, loaded.machine_where)
-    else:
-        resolved = resolve_machine(DEFAULT_MACHINE, Path.cwd(), None)
-    loaded.check_cores(resolved.cores)
-    spec = loaded.allocator
-    if spec.warning:
-        click.echo(f"warning: {spec.warning}", err=True)
-    if spec.model != "go":
-        return loaded, resolved, None
-    if loaded.n_objects > MAX_OBJECTS:
-        if loaded.allocations:
-            biggest = max(loaded.allocations, key=lambda a: a.count)
-            alone, where = f" ({biggest.id!r} alone {biggest.count:,})", biggest.where
-        else:
-            alone, where = "", loaded.events_file
-        raise UserError(
-            f"the trace allocates {loaded.n_objects:,} objects{alone}; memsim keeps {MAX_OBJECTS:,} at most "
-            "(40 bytes of state each)", where,
-        )
-    return loaded, resolved, GoAllocator(spec.generation, resolved.cores, loaded.n_objects, spec.gogc)
-
-
-def _open_trace(path: Path, fmt: str | None, skip_bad_lines: bool):
-    """A binary trace (by its magic), a lackey/din/csv trace streamed as it is read (by ``--from``
-    or the extension), else a YAML trace."""
-    from memsim.formats import importers
-    from memsim.formats.binary import is_binary
-    from memsim.formats.trace_file import load_trace
-
-    if fmt is None and not is_binary(path):
-        fmt = importers.detect_format(path)
-    if fmt is None:
-        if skip_bad_lines:
-            raise UserError("applies only to lackey, din and CSV traces", "--skip-bad-lines")
-        try:
-            return load_trace(path)
-        except UserError as e:
-            if path.suffix.lower() in (".yaml", ".yml", ".mstrace"):
-                raise
-            # a foreign trace under a name that does not say its format reads as bad YAML: say so
-            raise UserError(f"{e.message}; memsim read this file as a YAML trace because its name does not say "
-                            "otherwise: give --from lackey|din|csv, or name it .lackey, .din or .csv", e.where) from None
-    _check_format(fmt, importers.FORMATS)
-    return _streamed(path, fmt, skip_bad_lines)
-
-
-def _streamed(path: Path, fmt: str, skip_bad_lines: bool):
-    """A lackey/din/csv trace read as it replays; its hash is that of the file's bytes."""
-    import hashlib
-
-    from memsim.formats.importers import ImportStats, read_records
-    from memsim.trace.program import StreamedTrace
-
-    try:
-        with open(path, "rb") as f:
-            sha256 = hashlib.file_digest(f, "sha256").hexdigest()  # streamed in blocks, never the whole file
-    except OSError as e:
-        raise UserError(f"cannot read the trace: {e.strerror}", str(path)) from None
-    stats = ImportStats()
-
-    def read(chunk_size: int):
-        return read_records(path, fmt, skip_bad_lines=skip_bad_lines, chunk_events=chunk_size, display=str(path),
-                            stats=stats)
-
-    return StreamedTrace(path.name, str(path), sha256, path, read, stats)
-
-
-def _check_format(fmt: str, known: tuple[str, ...]) -> None:
-    if fmt not in known:
-        raise UserError(f"unknown trace format {fmt!r}; known: {', '.join(known)}", "--from")
+    loaded = open_trace(trace, fmt, skip_bad_lines)
+    resolved = trace_machine(loaded, machine)
+    if loaded.allocator.warning:
+        click.echo(f"warning: {loaded.allocator.warning}", err=True)
+    return loaded, resolved, new_allocator(loaded, resolved)
 
 
 def _progress(loaded, label: str, enabled: bool):
@@ -354,20 +259,6 @@ def _import_summary(stats, source: str) -> str:
 
 def _count(n: int, noun: str) -> str:
     return f"{n:,} {noun}" + ("" if n == 1 else "s")
-
-
-def _place_or_explain(loaded, feed) -> None:
-    """Run ``feed()``; a rule the allocator finds broken becomes a UserError at the event's position,
-    and an event the engine cannot replay (its message names the event) names the trace file."""
-    from memsim.models.goalloc.model import AllocatorError
-
-    try:
-        feed()
-    except AllocatorError as e:
-        raise UserError(e.message(repr(loaded.object_name(e.obj))), loaded.position_of_event(e.event)) from None
-    except UserError as e:
-        e.where = e.where or loaded.path
-        raise
 
 
 def report_console(stderr: bool = False):

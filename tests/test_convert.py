@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from memsim import cli
+from memsim import cli, runner
 from memsim.cli import main
 from memsim.formats import binary
 from memsim.formats.trace_file import load_trace
@@ -195,7 +195,8 @@ def test_the_byte_bar_follows_the_importers_bytes_read(tmp_path, monkeypatch, co
 
     monkeypatch.setattr(progress, "_bar", recording_bar)
     monkeypatch.setattr(progress, "_worth_a_bar", lambda enabled, amount, minimum: enabled)
-    monkeypatch.setattr(cli, "CHUNK_EVENTS", 5000)
+    monkeypatch.setattr(cli, "CHUNK_EVENTS", 5000)  # convert's chunks
+    monkeypatch.setattr(runner, "CHUNK_EVENTS", 5000)  # run's
     extra = ("-o", tmp_path / "app.mstrace") if command == "convert" else ("--machine", "example-4c")
     assert invoke(command, source, *extra).exit_code == 0
     assert len(drawn) == 5 and drawn == sorted(drawn) and drawn[-1] == source.stat().st_size  # 24,000 events
