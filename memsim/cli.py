@@ -132,6 +132,117 @@ def layout(trace: Path, machine: str | None, json_target: str | None) -> None:
 
 
 @main.command()
+@click.argument("traces", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--set", "settings", multiple=True, metavar="KEY=V1,V2,...",
+              help="Sweep a machine or allocator field by dotted key: levels.L1d.size=32KiB,48KiB, line_size=32,64, "
+                   "cores=2,4, coherence.protocol=mesi,moesi, allocator.version=1.21,1.27. Repeat for a grid.")
+@click.option("--sweep", "sweep_file", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="A sweep file with grid and zip lists of values (docs/sweep.md), instead of or with --set.")
+@click.option("--machine", "-m", metavar="PRESET|FILE", help="Machine to start from instead of each trace's own.")
+@click.option("--output", "-o", "target", default="sweep.csv", show_default=True,
+              type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.csv",
+              help="Results, a line per run; a JSON-lines file beside it (.jsonl) holds the same.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Runs at once, in worker processes [default: the cores this process may use].")
+@click.option("--scheduler", metavar="ADDRESS", help="Run on the Dask cluster at ADDRESS (pip install 'memsim[dask]').")
+@click.option("--resume", is_flag=True, help="Continue the sweep whose results are in --output: skip runs recorded there.")
+@click.option("--plot", "plot_target", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.png|svg",
+              help="Plot --metric against one or two swept settings (pip install 'memsim[plot]').")
+@click.option("--metric", default="amat", show_default=True, metavar="NAME",
+              help="The metric to plot (docs/metrics.md), e.g. L1d.miss_rate, cycles.")
+@quiet_option
+def sweep(traces: tuple[Path, ...], settings: tuple[str, ...], sweep_file: Path | None, machine: str | None,
+          target: Path, jobs: int | None, scheduler: str | None, resume: bool, plot_target: Path | None, metric: str,
+          quiet: bool) -> None:
+    """Run every TRACE on every combination of settings; write each run's headline metrics
+    (docs/metrics.md) to a CSV file and a JSON-lines file as it finishes."""
+    from memsim import sweep as sw
+    from memsim.report.progress import count_progress
+
+    grid = [sw.parse_set(text) for text in settings]
+    zipped = []
+    if sweep_file is not None:
+        file_grid, zipped = sw.load_sweep_file(sweep_file)
+        grid += file_grid
+    plan = sw.plan(grid, zipped)
+    names = [str(t) for t in traces]
+    tasks = sw.tasks_for(names, machine, plan)
+    files = sw.ResultFiles(target, plan.keys, sw.metric_columns(tasks), resume)
+    todo = sw.without(tasks, files.recorded)
+    files.expect(t.run for t in todo)
+    by_run = {t.run: t for t in todo}
+    errors = 0
+    try:
+        with count_progress(len(todo), enabled=not quiet, label="runs") as advance:
+            def done(row: dict) -> None:
+                nonlocal errors
+                files.add(by_run[row["run"]], row)
+                errors += row["status"] == "error"
+                advance(1)
+
+            sw.execute(todo, jobs or _usable_cores(), scheduler, done)
+    except KeyboardInterrupt:
+        click.echo(f"interrupted: {len(tasks) - len(todo) + files.next} of {len(tasks)} runs are in {target}; "
+                   "--resume continues the sweep", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    if not quiet:
+        skipped = f", {_count(len(tasks) - len(todo), 'run')} recorded before" if resume else ""
+        click.echo(f"{_count(len(todo), 'run')} ({errors} with errors){skipped} -> {target}, "
+                   f"{files.jsonl_path}", err=True)
+    if plot_target is not None:
+        from memsim.report.plot import plot_sweep
+
+        plot_sweep(sw.read_results(target), plan.keys, _values_in_order(plan), names, metric, plot_target)
+        if not quiet:
+            click.echo(f"plot of {metric} -> {plot_target}", err=True)
+
+
+def _values_in_order(plan) -> list[tuple[str, ...]]:
+    """Each swept setting's values, in the order they were given."""
+    return [tuple(dict.fromkeys(combo[i] for combo in plan.combinations)) for i in range(len(plan.keys))]
+
+
+def _usable_cores() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@main.command()
+@click.argument("corpus", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--update", is_flag=True,
+              help="Record this run as the baselines: rewrite those that change (each atomically) and remove "
+                   "those whose trace is gone.")
+@click.option("--junit", "junit_target", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Also write the result as JUnit XML for CI systems, a testcase per trace (written atomically).")
+def check(corpus: Path, update: bool, junit_target: Path | None) -> None:
+    """Re-run every trace in CORPUS (its *.yaml and *.mstrace files) and compare its headline metrics
+    with its baseline in CORPUS/baselines/, within the tolerances of CORPUS/check.yaml; exit 1 when
+    a trace regressed or did not run (docs/check.md)."""
+    from memsim import check as ck
+    from memsim.report.output import write_text
+
+    if update and junit_target is not None:
+        raise UserError("--junit reports a check and --update records baselines: give one of them", "--junit")
+    try:
+        report = ck.check_corpus(corpus)
+    except KeyboardInterrupt:
+        click.echo("interrupted: nothing written", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    ck.print_report(report, report_console(), update)
+    if update:
+        done = ck.update_baselines(report)
+        for line in done or [f"the baselines in {corpus} are up to date"]:
+            click.echo(line)
+        sys.exit(ck.EXIT_REGRESSION if report.count(ck.ERROR) else 0)
+    if junit_target is not None:
+        write_text(str(junit_target), ck.junit_xml(report))
+    sys.exit(report.exit_code)
+
+
+@main.command()
 @click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--output", "-o", "target", required=True, type=click.Path(dir_okay=False, path_type=Path),
               metavar="FILE", help="The binary trace to write (.mstrace); it appears only once complete.")

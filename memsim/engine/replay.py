@@ -97,6 +97,11 @@ class Replay:
         return counters
 
 
+def kernel_name(machine: Machine) -> str:
+    """The replay kernel a replay of ``machine`` compiles (outside the debug mode)."""
+    return _kernel_name(build(machine), False)
+
+
 def _kernel_name(h: Hierarchy, check: bool) -> str:
     """The replay kernel this machine needs, the one compiled with least code (docs/engine.md)."""
     if check or not h.config[:, F_WRITE_BACK].all():

@@ -536,6 +536,35 @@ def _cache_dict(c: Cache, m: Machine) -> dict:
     }
 
 
+def machine_mapping(machine: Machine) -> dict:
+    """``machine`` as a machine file's content that ``machine_from_mapping`` reads back to it, in
+    the form a sweep edits (docs/sweep.md): each cache by ``size`` + ``assoc`` (``full`` for one
+    set) and a cache shared by every core as ``shared_by: all``, so that changing ``line_size`` keeps
+    the capacities and changing ``cores`` keeps what is private and what is shared."""
+
+    def cache(c: Cache, in_split: bool) -> dict:
+        entry = {"name": c.name, "size": c.size(machine.line_size), "assoc": "full" if c.sets == 1 else c.ways,
+                 "latency": c.latency, "replacement": c.replacement, "write": c.write,
+                 "write_allocate": c.write_allocate,
+                 "shared_by": "all" if c.shared_by == machine.cores else c.shared_by, "inclusion": c.inclusion}
+        if c.replacement == "srrip":
+            entry["rrpv_bits"] = c.rrpv_bits
+        if in_split:
+            entry["serves"] = c.serves
+        return entry
+
+    return {
+        "memsim": 1, "name": machine.name, "source": machine.source, "cores": machine.cores,
+        "line_size": machine.line_size, "frequency_ghz": machine.frequency_ghz, "seed": machine.seed,
+        "counting": machine.counting, "conflict_shadow": machine.conflict_shadow,
+        "levels": [{"split": [cache(c, True) for c in level]} if len(level) == 2 else cache(level[0], False)
+                   for level in machine.levels],
+        "memory": {"latency": machine.memory_latency},
+        "coherence": {"protocol": machine.coherence.protocol, "c2c_latency": machine.coherence.c2c_latency,
+                      "upgrade_latency": machine.coherence.upgrade_latency},
+    }
+
+
 def machine_to_dict(machine: Machine) -> dict:
     """The resolved machine as echoed in JSON reports: every field explicit, fixed key order."""
     return {

@@ -6,7 +6,8 @@ addresses has no ``allocator.*`` keys. The keys are documented in docs/metrics.m
 """
 from __future__ import annotations
 
-from memsim.engine.counters import MISS_CLASSES
+from memsim.engine.counters import COHERENCE_COUNTERS, MEMORY_COUNTERS, MISS_CLASSES
+from memsim.models.goalloc.model import TIERS
 from memsim.report.results import RunResult, rate
 
 LEVEL_KEYS = ("accesses", "hits", "misses", "miss_rate", "evictions", "writebacks", "writebacks_in", "fills",
@@ -15,28 +16,37 @@ ALLOCATOR_KEYS = ("heap_alloc", "total_alloc", "heap_sys", "heap_inuse", "heap_i
                   "mallocs", "frees", "num_gc")
 
 
+def metric_names(caches: list[str], allocator: bool) -> list[str]:
+    """The keys ``headline`` gives, in its order, for a machine with these caches (top level
+    first) and, with ``allocator``, a Go heap."""
+    names = ["events", "accesses", "cycles", "amat"]
+    for cache in caches:
+        names += [f"{cache}.{key}" for key in LEVEL_KEYS] + [f"{cache}.misses_{cls}" for cls in MISS_CLASSES]
+    names += [f"memory.{key}" for key in MEMORY_COUNTERS] + [f"coherence.{key}" for key in COHERENCE_COUNTERS]
+    names.append("false_sharing_lines")
+    if allocator:
+        names += [f"allocator.{key}" for key in ALLOCATOR_KEYS] + [f"allocator.tier_{tier}" for tier in TIERS]
+    return names
+
+
 def headline(result: RunResult) -> dict[str, int | float]:
-    metrics: dict[str, int | float] = {
+    values: dict[str, int | float] = {
         "events": result.trace.events,
         "accesses": result.accesses,
         "cycles": sum(core.cycles for core in result.cores),
     }
-    metrics["amat"] = rate(metrics["cycles"], result.accesses)
+    values["amat"] = rate(values["cycles"], result.accesses)
     for level in result.levels:
         for key in LEVEL_KEYS:
-            metrics[f"{level.name}.{key}"] = level.miss_rate if key == "miss_rate" else level.counts[key]
+            values[f"{level.name}.{key}"] = level.miss_rate if key == "miss_rate" else level.counts[key]
         for cls in MISS_CLASSES:
-            metrics[f"{level.name}.misses_{cls}"] = level.misses_by_class[cls]
-    for key, value in result.memory.items():
-        metrics[f"memory.{key}"] = value
-    for key, value in result.coherence.items():
-        metrics[f"coherence.{key}"] = value
-    metrics["false_sharing_lines"] = result.sharing.total_lines
+            values[f"{level.name}.misses_{cls}"] = level.misses_by_class[cls]
+    values.update({f"memory.{key}": value for key, value in result.memory.items()})
+    values.update({f"coherence.{key}": value for key, value in result.coherence.items()})
+    values["false_sharing_lines"] = result.sharing.total_lines
     if result.allocator is not None:
         stats = result.allocator.stats
-        for key in ALLOCATOR_KEYS:
-            metrics[f"allocator.{key}"] = getattr(stats, key)
-        for tier, count in stats.tiers.items():
-            metrics[f"allocator.tier_{tier}"] = count
-    return metrics
-
+        values.update({f"allocator.{key}": getattr(stats, key) for key in ALLOCATOR_KEYS})
+        values.update({f"allocator.tier_{tier}": stats.tiers[tier] for tier in TIERS})
+    names = metric_names([level.name for level in result.levels], result.allocator is not None)
+    return {name: values[name] for name in names}

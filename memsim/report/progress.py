@@ -67,3 +67,19 @@ def file_progress(path: Path, bytes_read: Callable[[], int], enabled: bool = Tru
         return
     with _bar(label, total, in_bytes=True) as update:
         yield lambda n: update(bytes_read(), 0)
+
+
+@contextmanager
+def count_progress(total: int, enabled: bool = True, label: str = "runs") -> Iterator[Callable[[int], None]]:
+    """Yields ``advance(n)`` over ``total`` items that each take a while (a sweep's runs): a bar
+    with a count and an ETA, whatever the total, when someone watches."""
+    if not _worth_a_bar(enabled, total, 1):
+        yield _no_bar
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task(label, total=total)
+        yield lambda n: progress.advance(task, n)
