@@ -165,6 +165,9 @@ def test_plots(tmp_path):
     assert two.exit_code == 0, two.output
     svg = (tmp_path / "b.svg").read_text()
     assert svg.lstrip().startswith("<?xml") and "coherence.protocol" in svg
+    again = invoke("sweep", PACKED, "--set", "levels.L1.size=256,512", "--set", "coherence.protocol=msi,mesi,moesi",
+                   "-o", tmp_path / "b2.csv", "-j", "1", "--plot", tmp_path / "b2.svg", "--metric", "cycles")
+    assert again.exit_code == 0 and (tmp_path / "b2.svg").read_text() == svg  # same results, same picture
     three = invoke("sweep", PACKED, "--set", "levels.L1.size=256,512", "--set", "line_size=32,64", "--set",
                    "cores=2", "-o", tmp_path / "c.csv", "-j", "1", "--plot", tmp_path / "c.png")
     assert three.exit_code == 2 and "one or two swept settings" in three.output
