@@ -233,15 +233,23 @@ def open_cached(path: str):
     return _TRACE_CACHE[path]
 
 
+def resolve(task: Task):
+    """The trace, machine and allocator spec of a run (UserError for settings it cannot have)."""
+    from memsim.runner import trace_machine
+
+    loaded = open_cached(task.trace)
+    machine, spec = configure(loaded, trace_machine(loaded, task.machine), task.keys, task.values)
+    return loaded, machine, spec
+
+
 def run_task(task: Task) -> dict:
     """One run, in whatever process runs it: ``{"run", "status", "error", "metrics"}``. A setting
     or trace the run rejects makes an error row, not a failed sweep. Ctrl-C propagates."""
     from memsim.report.metrics import headline
-    from memsim.runner import new_allocator, replay_trace, trace_machine
+    from memsim.runner import new_allocator, replay_trace
 
     try:
-        loaded = open_cached(task.trace)
-        machine, spec = configure(loaded, trace_machine(loaded, task.machine), task.keys, task.values)
+        loaded, machine, spec = resolve(task)
         allocator = new_allocator(loaded, machine, spec)
         result = replay_trace(loaded, machine, allocator, top=1, allocator_spec=spec)
     except UserError as e:
@@ -255,13 +263,11 @@ def metric_columns(tasks: list[Task]) -> list[str]:
     """The metric columns of the results: every headline metric any run can have, in the order
     of the first run that has it (a run whose settings are invalid adds none)."""
     from memsim.report.metrics import metric_names
-    from memsim.runner import trace_machine
 
     columns: dict[str, None] = {}
     for task in tasks:
         try:
-            loaded = open_cached(task.trace)
-            machine, spec = configure(loaded, trace_machine(loaded, task.machine), task.keys, task.values)
+            _, machine, spec = resolve(task)
         except UserError:
             continue
         columns.update(dict.fromkeys(metric_names([c.name for c in machine.caches], spec.model == "go")))
@@ -271,11 +277,9 @@ def metric_columns(tasks: list[Task]) -> list[str]:
 def kernel_key(task: Task) -> tuple:
     """What a run compiles: runs with equal keys need the same kernels (docs/sweep.md)."""
     from memsim.engine.replay import kernel_name
-    from memsim.runner import trace_machine
 
     try:
-        loaded = open_cached(task.trace)
-        machine, spec = configure(loaded, trace_machine(loaded, task.machine), task.keys, task.values)
+        loaded, machine, spec = resolve(task)
     except UserError:
         return ("error",)
     return (type(loaded).__name__, kernel_name(machine), machine.counting, spec.model)
