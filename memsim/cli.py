@@ -236,7 +236,7 @@ def check(corpus: Path, update: bool, junit_target: Path | None) -> None:
         done = ck.update_baselines(report)
         for line in done or [f"the baselines in {corpus} are up to date"]:
             click.echo(line)
-        sys.exit(ck.EXIT_REGRESSION if report.count(ck.ERROR) else 0)
+        sys.exit(report.update_exit_code)
     if junit_target is not None:
         write_text(str(junit_target), ck.junit_xml(report))
     sys.exit(report.exit_code)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130  # Ctrl-C: the report so far is printed, marked partial
+EXIT_REGRESSION = 1  # design.md: "the answer is bad": a check that regressed, or a trace that did not run
 
 
 class UserError(Exception):
