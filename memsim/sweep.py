@@ -311,9 +311,10 @@ def _on_processes(tasks: list[Task], jobs: int, done: Callable[[dict], None]) ->
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    # spawn, not fork: a forked child would inherit this process's Numba and LLVM state
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_worker_start, initargs=(os.environ.get("NUMBA_CACHE_DIR"),)) as pool:
+    # spawn, not fork: a forked child would inherit this process's Numba and LLVM state. A worker
+    # inherits the environment, NUMBA_CACHE_DIR (memsim.numba_cache sets it) included: the cache
+    # the first runs just filled.
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [pool.submit(run_task, t) for t in tasks]
         try:
             for future in as_completed(futures):
@@ -321,12 +322,6 @@ def _on_processes(tasks: list[Task], jobs: int, done: Callable[[dict], None]) ->
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
-
-
-def _worker_start(cache_dir: str | None) -> None:
-    """The parent's Numba cache folder: the kernels it compiled are loaded, never compiled again."""
-    if cache_dir:
-        os.environ["NUMBA_CACHE_DIR"] = cache_dir
 
 
 def _on_dask(tasks: list[Task], scheduler: str, done: Callable[[dict], None]) -> None:
