@@ -150,7 +150,7 @@ def layout(trace: Path, machine: str | None, json_target: str | None) -> None:
               help="Plot --metric against one or two swept settings (pip install 'memsim[plot]').")
 @click.option("--metric", default="amat", show_default=True, metavar="NAME",
               help="The metric to plot (docs/metrics.md), e.g. L1d.miss_rate, cycles.")
-@quiet_option
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 def sweep(traces: tuple[Path, ...], settings: tuple[str, ...], sweep_file: Path | None, machine: str | None,
           target: Path, jobs: int | None, scheduler: str | None, resume: bool, plot_target: Path | None, metric: str,
           quiet: bool) -> None:
