@@ -132,7 +132,7 @@ def layout(trace: Path, machine: str | None, json_target: str | None) -> None:
 
 
 @main.command()
-@click.argument("traces", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("traces", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--set", "settings", multiple=True, metavar="KEY=V1,V2,...",
               help="Sweep a machine or allocator field by dotted key: levels.L1d.size=32KiB,48KiB, line_size=32,64, "
                    "cores=2,4, coherence.protocol=mesi,moesi, allocator.version=1.21,1.27. Repeat for a grid.")

@@ -246,10 +246,13 @@ def run_task(task: Task) -> dict:
     """One run, in whatever process runs it: ``{"run", "status", "error", "metrics"}``. A setting
     or trace the run rejects makes an error row, not a failed sweep. Ctrl-C propagates."""
     from memsim.report.metrics import headline
-    from memsim.runner import new_allocator, replay_trace
+    from memsim.runner import new_allocator, open_trace, replay_trace
+    from memsim.trace.program import StreamedTrace
 
     try:
         loaded, machine, spec = resolve(task)
+        if isinstance(loaded, StreamedTrace):  # it counts what it reads: a second read would add to the first
+            loaded = open_trace(Path(task.trace), None, False)
         allocator = new_allocator(loaded, machine, spec)
         result = replay_trace(loaded, machine, allocator, top=1, allocator_spec=spec)
     except UserError as e:

@@ -187,3 +187,17 @@ def test_a_dask_cluster_gives_the_local_results(tmp_path):
         assert (tmp_path / f"local{suffix}").read_text() == (tmp_path / f"dask{suffix}").read_text()
     assert {r["status"] for r in rows(tmp_path / "dask.csv")} == {"ok", "error"}
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_a_streamed_trace_counts_each_run_from_zero(tmp_path):
+    """A lackey trace is read again for every run, in one process too."""
+    lackey = tmp_path / "app.lackey"
+    lackey.write_text("".join(f" L {0x1000 + 64 * (i % 50):x},8\n" for i in range(3000)))
+    out = tmp_path / "r.csv"
+    result = invoke("sweep", lackey, "--machine", "cachegrind", "--set", "levels.LL.size=1MiB,2MiB,4MiB", "-o", out,
+                    "-j", "1")
+    assert result.exit_code == 0, result.output
+    assert [(r["events"], r["D1.misses"]) for r in rows(out)] == [("3000", "50")] * 3
+    missing = invoke("sweep", tmp_path / "nothere.yaml", "--set", "cores=1", "-o", tmp_path / "m.csv")
+    assert missing.exit_code == 2 and "does not exist" in missing.output
+    assert not (tmp_path / "m.csv").exists()
