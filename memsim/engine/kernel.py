@@ -140,10 +140,13 @@ MIX2 = np.uint64(0x94D049BB133111EB)
 PREFETCH_AHEAD = 8  # events; measured best on the random-access benchmark (4..32 all help)
 
 # forceinline=False said outright: a callee compiled while Numba compiles an inlined function
-# would otherwise inherit its forceinline, and the rare paths must stay calls (less code in the loop)
-jit = njit(cache=True, _nrt=False, error_model="numpy", forceinline=False)
-jit_inline = njit(cache=True, _nrt=False, error_model="numpy", forceinline=True)
+# would otherwise inherit its forceinline, and the rare paths must stay calls (less code in the loop).
+# Only the entry points (jit_entry) are called from Python: the others get no Python wrapper, which
+# Numba would otherwise build for each of them (about 5 % of the first run's compile time).
+jit = njit(cache=True, _nrt=False, error_model="numpy", forceinline=False, no_cpython_wrapper=True)
+jit_inline = njit(cache=True, _nrt=False, error_model="numpy", forceinline=True, no_cpython_wrapper=True)
 jit_pruned = njit(cache=True, _nrt=False, error_model="numpy", inline="always")
+jit_entry = njit(cache=True, _nrt=False, error_model="numpy", forceinline=False)
 
 _PREFETCH = "llvm.prefetch.p0" if llvm_binding.llvm_version_info[0] >= 17 else "llvm.prefetch.p0i8"
 
@@ -484,7 +487,7 @@ def _mark_invalidated(history, at, c):
     history[at + HIST_BITS + (c >> 5)] |= np.int64(1) << (32 + (c & 31))
 
 
-@jit
+@jit_entry
 def rehash_pages(old, new, old_buckets, new_mask):
     """Enter every page of the page table at the front of ``old`` into the (larger, empty) one at
     the front of ``new``."""
@@ -1180,21 +1183,21 @@ def _prefetch_sets(cfg, path, slots, history, info, op, core, addr, line_shift, 
         _prefetch(history, _record(info, _word(history, 2 * b + 1), line))
 
 
-@jit
+@jit_entry
 def replay_chunk(op, core, size, addr, hierarchy, state, counters, chain, tables, params, per_event):
     """Replay one chunk of the event table, for any machine, in the debug mode too (``_replay``)."""
     return _replay(op, core, size, addr, hierarchy, state, counters, chain, tables, params, per_event, True, True,
                    True)
 
 
-@jit
+@jit_entry
 def replay_chunk_coherent(op, core, size, addr, hierarchy, state, counters, chain, tables, params, per_event):
     """``replay_chunk`` for machines where every cache writes back, outside the debug mode."""
     return _replay(op, core, size, addr, hierarchy, state, counters, chain, tables, params, per_event, True, False,
                    False)
 
 
-@jit
+@jit_entry
 def replay_chunk_private(op, core, size, addr, hierarchy, state, counters, chain, tables, params, per_event):
     """``replay_chunk`` for machines where no core has other participants' caches to search (one
     core) and every cache writes back, outside the debug mode: a smaller kernel, compiled sooner."""
