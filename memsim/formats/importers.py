@@ -843,9 +843,11 @@ def _kernels() -> dict:
         share_scopes_when_inlining()
         jit = numba.njit(cache=True, nogil=True, error_model="numpy")  # nogil: parse while _ReadAhead reads
         # Numba finds a kernel's callees in the module's globals when it compiles the kernel, so
-        # the helpers are replaced by their jitted selves first.
+        # the helpers are replaced by their jitted selves first; those only kernels call get no
+        # Python wrapper (Numba would build one for each, at compile time).
+        callee = numba.njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True)
         for helper in _HELPERS:
-            globals()[helper.__name__] = jit(helper)
+            globals()[helper.__name__] = (jit if helper is _last_newline else callee)(helper)
         # Inlined into the kernel's loop by Numba: called, the line readers made parsing 10-40%
         # slower than a loop written out per format; inlined, 4% (lackey, CSV) to 15% (din).
         for reader in (*_LINE_READERS, _parse_lines):
