@@ -167,7 +167,8 @@ def sweep(traces: tuple[Path, ...], settings: tuple[str, ...], sweep_file: Path 
     plan = sw.plan(grid, zipped)
     names = [str(t) for t in traces]
     tasks = sw.tasks_for(names, machine, plan)
-    files = sw.ResultFiles(target, plan.keys, sw.metric_columns(tasks), resume)
+    survey = sw.survey(tasks)
+    files = sw.ResultFiles(target, plan.keys, survey.columns, resume)
     todo = sw.without(tasks, files.recorded)
     files.expect(t.run for t in todo)
     by_run = {t.run: t for t in todo}
@@ -180,7 +181,7 @@ def sweep(traces: tuple[Path, ...], settings: tuple[str, ...], sweep_file: Path 
                 errors += row["status"] == "error"
                 advance(1)
 
-            sw.execute(todo, jobs or _usable_cores(), scheduler, done)
+            sw.execute(todo, survey.kinds, jobs or _usable_cores(), scheduler, done)
     except KeyboardInterrupt:
         click.echo(f"interrupted: {len(tasks) - len(todo) + files.next} of {len(tasks)} runs are in {target}; "
                    "--resume continues the sweep", err=True)
@@ -192,14 +193,9 @@ def sweep(traces: tuple[Path, ...], settings: tuple[str, ...], sweep_file: Path 
     if plot_target is not None:
         from memsim.report.plot import plot_sweep
 
-        plot_sweep(sw.read_results(target), plan.keys, _values_in_order(plan), names, metric, plot_target)
+        plot_sweep(sw.read_results(target), plan.keys, plan.values, names, metric, plot_target)
         if not quiet:
             click.echo(f"plot of {metric} -> {plot_target}", err=True)
-
-
-def _values_in_order(plan) -> list[tuple[str, ...]]:
-    """Each swept setting's values, in the order they were given."""
-    return [tuple(dict.fromkeys(combo[i] for combo in plan.combinations)) for i in range(len(plan.keys))]
 
 
 def _usable_cores() -> int:

@@ -43,6 +43,7 @@ class Plan:
     """The combinations of a sweep, in order: the grid's product, then the zipped lists within each."""
 
     keys: tuple[str, ...]
+    values: tuple[tuple[str, ...], ...]  # each key's values, as given
     combinations: tuple[tuple[str, ...], ...]
 
 
@@ -112,7 +113,7 @@ def plan(grid: list[Parameter], zipped: list[Parameter]) -> Plan:
         raise UserError("nothing to sweep: give --set KEY=V1,V2,... or --sweep FILE", "memsim sweep")
     zipped_rows = list(zip(*(p.values for p in zipped))) or [()]
     combinations = tuple(g + z for g in itertools.product(*(p.values for p in grid)) for z in zipped_rows)
-    return Plan(tuple(p.key for p in params), combinations)
+    return Plan(tuple(p.key for p in params), tuple(p.values for p in params), combinations)
 
 
 # ---- One combination on one trace -----------------------------------------------------------------
@@ -262,41 +263,43 @@ def run_task(task: Task) -> dict:
     return {"run": task.run, "status": "ok", "error": "", "metrics": headline(result)}
 
 
-def metric_columns(tasks: list[Task]) -> list[str]:
-    """The metric columns of the results: every headline metric any run can have, in the order
-    of the first run that has it (a run whose settings are invalid adds none)."""
+@dataclass(frozen=True)
+class Survey:
+    """What the runs of a sweep need, found before any runs: the metric columns of the results
+    (every headline metric any run can have, in the order of the first run that has it), and
+    each run's kind: runs of one kind compile the same kernels."""
+
+    columns: list[str]
+    kinds: dict[int, tuple]
+
+
+def survey(tasks: list[Task]) -> Survey:
+    from memsim.engine.replay import kernel_name
     from memsim.report.metrics import metric_names
 
     columns: dict[str, None] = {}
+    kinds = {}
     for task in tasks:
         try:
-            _, machine, spec = resolve(task)
-        except UserError:
+            loaded, machine, spec = resolve(task)
+        except UserError:  # an error row: no columns, nothing to compile
+            kinds[task.run] = ("error",)
             continue
         columns.update(dict.fromkeys(metric_names([c.name for c in machine.caches], spec.model == "go")))
-    return list(columns)
+        kinds[task.run] = (type(loaded).__name__, kernel_name(machine), machine.counting, spec.model)
+    return Survey(list(columns), kinds)
 
 
-def kernel_key(task: Task) -> tuple:
-    """What a run compiles: runs with equal keys need the same kernels (docs/sweep.md)."""
-    from memsim.engine.replay import kernel_name
-
-    try:
-        loaded, machine, spec = resolve(task)
-    except UserError:
-        return ("error",)
-    return (type(loaded).__name__, kernel_name(machine), machine.counting, spec.model)
-
-
-def execute(tasks: list[Task], jobs: int, scheduler: str | None, done: Callable[[dict], None]) -> None:
+def execute(tasks: list[Task], kinds: dict[int, tuple], jobs: int, scheduler: str | None,
+            done: Callable[[dict], None]) -> None:
     """Run every task, calling ``done(row)`` as each finishes (in the calling process).
 
-    The first run of each kind (``kernel_key``) runs here first, so that each kernel is compiled
+    The first run of each kind (``survey``) runs here first, so that each kernel is compiled
     once into Numba's cache, which the workers then load, rather than compiled by every worker at
     once. The rest go to ``jobs`` worker processes, or to the Dask cluster at ``scheduler``."""
     first: dict[tuple, Task] = {}
     for task in tasks:
-        first.setdefault(kernel_key(task), task)
+        first.setdefault(kinds[task.run], task)
     warm = set(t.run for t in first.values()) if jobs > 1 or scheduler else {t.run for t in tasks}
     for task in tasks:
         if task.run in warm:

@@ -15,7 +15,7 @@ from memsim.errors import UserError
 FORMATS = ("png", "svg")
 
 
-def plot_sweep(rows: list[dict[str, str]], keys: tuple[str, ...], values: list[tuple[str, ...]], traces: list[str],
+def plot_sweep(rows: list[dict[str, str]], keys: tuple[str, ...], values: tuple[tuple[str, ...], ...], traces: list[str],
                metric: str, target: Path) -> None:
     """``rows``: the results (CSV rows as read back); ``values[i]``: the values of ``keys[i]`` in
     the order given; error rows show as gaps."""
